@@ -1,0 +1,146 @@
+"""Helpers shared by every notebook's checks: comparisons that explain themselves, and the
+guard that keeps graded exercises from delegating to the reference ops."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from unittest import mock
+
+import torch
+import torch.nn.functional as F
+
+from .. import sampling
+
+__all__ = ["CheckFailed", "check_close", "check_raises", "passed", "reference_ops_blocked", "yours_or_reference"]
+
+
+class CheckFailed(AssertionError):
+    """An exercise check failed. The message says on which input and what differs."""
+
+
+def _fmt(t: torch.Tensor, limit: int = 6) -> str:
+    flat = t.detach().flatten()
+    values = ", ".join(f"{v:.4g}" for v in flat[:limit].tolist())
+    more = ", ..." if flat.numel() > limit else ""
+    return f"[{values}{more}]" if t.dim() else f"{t.item():.4g}"
+
+
+def check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float = 1e-5, rtol: float = 0.0) -> None:
+    """Compare a learner's result with the expected tensor; raise :class:`CheckFailed` if they differ.
+
+    Checks, in order: that ``got`` is a tensor, its shape, that it is finite, then the values
+    (``|got - expected| <= atol + rtol * |expected|``). The message names the function, the
+    input, the expected and actual values and where they differ most, e.g.::
+
+        affine_grid on identity theta, size=(1, 1, 2, 3), align_corners=False:
+        expected [..., 1] = -0.5, got -1; max |diff| 0.5 at index (0, 0, 0, 1) (atol 1e-05)
+
+    Args:
+        got: what the learner's function returned.
+        expected: (...) tensor from the oracle.
+        fn: the function's name, for the message.
+        on: a short description of the input.
+        atol, rtol: tolerances.
+    """
+    where = f"{fn} on {on}"
+    if not isinstance(got, torch.Tensor):
+        raise CheckFailed(f"{where}: expected a torch.Tensor, got {type(got).__name__}")
+    if tuple(got.shape) != tuple(expected.shape):
+        raise CheckFailed(f"{where}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
+    got_d = got.detach().to(torch.float64)
+    exp_d = expected.detach().to(torch.float64)
+    if not torch.isfinite(got_d).all():
+        bad = tuple(int(i) for i in torch.nonzero(~torch.isfinite(got_d))[0])
+        raise CheckFailed(f"{where}: result has inf/nan, first at index {bad}")
+    diff = (got_d - exp_d).abs()
+    allowed = atol + rtol * exp_d.abs()
+    if (diff > allowed).any():
+        flat_i = int(torch.argmax(diff - allowed))
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat_i), diff.shape)) if diff.dim() else ()
+        raise CheckFailed(
+            f"{where}: expected {_fmt(exp_d[index])} at index {index}, got {_fmt(got_d[index])}; "
+            f"max |diff| {float(diff.max()):.3g} (atol {atol:g})\n"
+            f"  expected starts {_fmt(exp_d)}\n  got      starts {_fmt(got_d)}"
+        )
+
+
+def check_raises(call, exc_type, *, fn: str, on: str, match: str | None = None) -> None:
+    """Check that ``call()`` raises ``exc_type`` (and, if given, that ``match`` is in its message)."""
+    try:
+        call()
+    except exc_type as err:
+        if match is not None and match not in str(err):
+            raise CheckFailed(f"{fn} on {on}: raised {exc_type.__name__} as it should, but the message "
+                              f"{str(err)!r} does not mention {match!r}") from None
+        return
+    except Exception as err:  # noqa: BLE001 - we want to report whatever came instead
+        raise CheckFailed(f"{fn} on {on}: expected {exc_type.__name__}, got {type(err).__name__}: {err}") from None
+    raise CheckFailed(f"{fn} on {on}: expected {exc_type.__name__}, but nothing was raised")
+
+
+def passed(what: str) -> None:
+    """Print the one line a learner sees when a check passes."""
+    print(f"OK: {what}")
+
+
+def _refuse(name: str, *args, **kwargs):
+    raise RuntimeError(
+        f"{name} is not available while this exercise is graded: write it with tensor operations "
+        "(the point of the exercise is to build it by hand)"
+    )
+
+
+@contextlib.contextmanager
+def reference_ops_blocked():
+    """Make torch's and stnlib's ``affine_grid`` / ``grid_sample`` raise inside the block.
+
+    Graders compute the oracle's answer first, then call the learner's function inside this
+    block, so that code which delegates to the reference ops fails. It patches the names
+    where they are looked up: ``torch.nn.functional.affine_grid`` / ``grid_sample``, the
+    low-level ``torch.affine_grid_generator`` / ``torch.grid_sampler*`` that those call (so an
+    alias taken with ``from torch.nn.functional import grid_sample`` fails too), and stnlib's
+    own reference functions.
+    """
+    targets = {
+        (F, "affine_grid"): "torch.nn.functional.affine_grid",
+        (F, "grid_sample"): "torch.nn.functional.grid_sample",
+        (torch, "affine_grid_generator"): "torch.affine_grid_generator",
+        (torch, "grid_sampler"): "torch.grid_sampler",
+        (torch, "grid_sampler_2d"): "torch.grid_sampler_2d",
+    }
+    previous = sampling._blocked_reason
+    with contextlib.ExitStack() as stack:
+        for (owner, attr), name in targets.items():
+            stack.enter_context(mock.patch.object(owner, attr, functools.partial(_refuse, name)))
+        sampling._blocked_reason = "the exercise must be solved without the reference implementation"
+        try:
+            yield
+        finally:
+            sampling._blocked_reason = previous
+
+
+def yours_or_reference(yours, reference, *, exercise: str):
+    """Return a function that calls ``yours`` and falls back to ``reference`` until it is written.
+
+    Demo cells after an exercise use it, so that a learner who has not finished the exercise
+    yet still sees the figures (and is told so once).
+
+    Args:
+        yours: the learner's function (its stub raises ``NotImplementedError``).
+        reference: stnlib's function with the same signature.
+        exercise: how to name the exercise in the notice, e.g. ``"Exercise 3 (affine_grid_by_hand)"``.
+    """
+    told = []
+
+    @functools.wraps(reference)
+    def call(*args, **kwargs):
+        try:
+            return yours(*args, **kwargs)
+        except NotImplementedError:
+            if not told:
+                print(f"Note: {exercise} is not done yet, so this cell uses stnlib's reference instead.")
+                told.append(True)
+            return reference(*args, **kwargs)
+
+    return call

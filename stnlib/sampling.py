@@ -1,0 +1,300 @@
+"""The grid generator and the sampler, written from the formulas (the course's reference).
+
+Introduced in notebook 02 (``affine_grid``) and notebook 03 (``grid_sample``).
+
+``affine_grid`` and ``grid_sample`` take the same arguments as their namesakes in
+``torch.nn.functional`` and give the same results (and, for bilinear sampling, the same
+gradients), so they drop in wherever torch's would. They never call torch's versions: every
+step is ordinary tensor arithmetic plus ``gather``, and the gradient of bilinear sampling is
+written by hand (:class:`BilinearSampleFunction`, the paper's equations 6-7).
+
+Convention:
+    - ``grid[n, i, j] = (x, y)``: the normalised point of the *input* that output pixel
+      (row i, column j) reads. x is the column, y the row.
+    - ``align_corners=True``:  x_pix = (x + 1) / 2 * (W - 1)   (-1/+1 at corner pixel centres)
+      ``align_corners=False``: x_pix = ((x + 1) * W - 1) / 2    (-1/+1 at corner pixel edges)
+    - ``padding_mode``: what a read outside the image sees. ``"zeros"``: 0;
+      ``"border"``: the nearest edge pixel; ``"reflection"``: the image mirrored at its border.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .validation import check_choice, check_floating, check_shape, check_size
+
+__all__ = [
+    "affine_grid",
+    "grid_sample",
+    "unnormalise",
+    "apply_padding",
+    "bilinear_sample_pixels",
+    "nearest_sample_pixels",
+    "BilinearSampleFunction",
+]
+
+MODES = ("bilinear", "nearest")
+PADDING_MODES = ("zeros", "border", "reflection")
+
+# Set by stnlib.checks.reference_ops_blocked() while a learner's exercise is graded, so that
+# an exercise which merely calls these reference functions cannot score.
+_blocked_reason: str | None = None
+
+
+def _refuse_if_blocked(name: str) -> None:
+    if _blocked_reason is not None:
+        raise RuntimeError(f"stnlib.sampling.{name} is not available here: {_blocked_reason}")
+
+
+# --------------------------------------------------------------------------- the grid generator
+def _linspace_norm(n: int, align_corners: bool, dtype, device) -> torch.Tensor:
+    """The n normalised pixel-centre coordinates along one axis, shape (n,)."""
+    if n <= 1:
+        return torch.zeros(n, dtype=dtype, device=device)
+    coords = torch.linspace(-1.0, 1.0, n, dtype=dtype, device=device)
+    return coords if align_corners else coords * ((n - 1) / n)
+
+
+def affine_grid(theta: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
+    """Sampling grid for a batch of affine thetas, as ``torch.nn.functional.affine_grid``.
+
+    For each output pixel centre (x_t, y_t) in normalised coordinates, the grid holds
+    ``theta @ (x_t, y_t, 1)``: where in the input that pixel reads.
+
+    Args:
+        theta: (N, 2, 3) float, ``src_norm_trans_dst_norm``.
+        size: (N, C, H, W), the size of the *output*.
+        align_corners: where the normalised -1/+1 lie (see the module docstring).
+
+    Returns:
+        grid: (N, H, W, 2), last dimension (x, y).
+
+    Example:
+        >>> affine_grid(torch.tensor([[[1.0, 0, 0], [0, 1, 0]]]), (1, 1, 2, 2), align_corners=True)[0]
+        tensor([[[-1., -1.],
+                 [ 1., -1.]],
+        <BLANKLINE>
+                [[-1.,  1.],
+                 [ 1.,  1.]]])
+    """
+    _refuse_if_blocked("affine_grid")
+    check_floating(theta, "theta")
+    check_shape(theta, "N,2,3", name="theta")
+    n, _, height, width = check_size(size, "size", 4)
+    if n != theta.shape[0]:
+        raise ValueError(f"size[0] must equal the batch size of theta ({theta.shape[0]}); got size={tuple(size)}")
+    xs = _linspace_norm(width, align_corners, theta.dtype, theta.device)
+    ys = _linspace_norm(height, align_corners, theta.dtype, theta.device)
+    base = torch.stack(
+        [xs.expand(height, width), ys.unsqueeze(1).expand(height, width), torch.ones_like(xs).expand(height, width)],
+        dim=-1,
+    )  # (H, W, 3) holding (x_t, y_t, 1)
+    grid = base.reshape(1, height * width, 3) @ theta.transpose(1, 2)  # (N, H*W, 2)
+    return grid.reshape(n, height, width, 2)
+
+
+# --------------------------------------------------------------------------- coordinates
+def unnormalise(coord: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:
+    """Normalised coordinates along an axis of ``size`` pixels -> pixel coordinates (any shape)."""
+    _refuse_if_blocked("unnormalise")
+    if align_corners:
+        return (coord + 1) * ((size - 1) / 2)
+    return ((coord + 1) * size - 1) / 2
+
+
+def _clip(coord: torch.Tensor, size: int) -> torch.Tensor:
+    """Clamp to [0, size - 1]. The gradient is 1 strictly inside and 0 at or beyond the ends (as torch)."""
+    inside = (coord > 0) & (coord < size - 1)
+    return torch.where(inside, coord, coord.detach().clamp(0, size - 1))
+
+
+def _reflect(coord: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Reflect coordinates into [low, high] by mirroring at both ends (any number of times)."""
+    span = high - low
+    if span <= 0:
+        return torch.zeros_like(coord)
+    shifted = coord - low
+    sign = torch.where(shifted < 0, -1.0, 1.0).to(coord.dtype)
+    distance = shifted * sign  # |coord - low|, with gradient +-1 (+1 at exactly low, as torch)
+    extra = torch.fmod(distance, span)
+    flips = torch.floor(distance.detach() / span)
+    even = torch.remainder(flips, 2) == 0
+    return torch.where(even, extra + low, span - extra + low)
+
+
+def apply_padding(coord: torch.Tensor, size: int, padding_mode: str, align_corners: bool) -> torch.Tensor:
+    """Move pixel coordinates that fall outside [0, size - 1] as the padding mode says.
+
+    ``"zeros"`` leaves them (the sampler then reads 0 there); ``"border"`` clamps them to the
+    edge; ``"reflection"`` mirrors them at the border (at the edge pixels' centres with
+    ``align_corners=True``, at their outer edges with ``False``) and then clamps.
+    """
+    _refuse_if_blocked("apply_padding")
+    check_choice(padding_mode, PADDING_MODES, "padding_mode")
+    if padding_mode == "border":
+        return _clip(coord, size)
+    if padding_mode == "reflection":
+        if align_corners:
+            coord = _reflect(coord, 0.0, size - 1.0)
+        else:
+            coord = _reflect(coord, -0.5, size - 0.5)
+        return _clip(coord, size)
+    return coord
+
+
+# --------------------------------------------------------------------------- the samplers
+def _corner(x: torch.Tensor, y: torch.Tensor, height: int, width: int):
+    """Flat indices (into H*W) of integer-valued pixel coords x, y (N, P), and whether each is inside."""
+    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    index = y.clamp(0, height - 1).long() * width + x.clamp(0, width - 1).long()
+    return index, inside
+
+
+def _gather(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """flat (N, C, L), index (N, P) -> values (N, C, P)."""
+    n, c, _ = flat.shape
+    return flat.gather(2, index.unsqueeze(1).expand(n, c, index.shape[1]))
+
+
+class BilinearSampleFunction(torch.autograd.Function):
+    """Bilinear sampling at pixel coordinates, with the paper's hand-derived gradients.
+
+    Forward (eq. 5): V = sum_nm U_nm max(0, 1 - |x - m|) max(0, 1 - |y - n|); out-of-image
+    pixels count as 0. Backward (eqs. 6-7)::
+
+        dV/dU_nm = max(0, 1 - |x - m|) max(0, 1 - |y - n|)
+        dV/dx    = sum_nm U_nm max(0, 1 - |y - n|) * (+1 if m > x else -1), over |m - x| < 1
+
+    At the kinks (x or y exactly an integer) any value between the one-sided slopes is a valid
+    sub-gradient; like torch we take the right-hand one (the floor-based split of the weights).
+
+    Inputs: input (N, C, H, W); x, y (N, H_out, W_out) pixel coordinates.
+    Output: (N, C, H_out, W_out).
+    """
+
+    @staticmethod
+    def forward(ctx, input, x, y):
+        _refuse_if_blocked("BilinearSampleFunction")
+        n, c, height, width = input.shape
+        out_hw = x.shape[1:]
+        x, y = x.reshape(n, -1), y.reshape(n, -1)
+        x0, y0 = torch.floor(x), torch.floor(y)
+        wx1, wy1 = x - x0, y - y0
+        wx0, wy0 = 1 - wx1, 1 - wy1
+        flat = input.reshape(n, c, height * width)
+        corners = []
+        for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+            index, inside = _corner(x0 + dx, y0 + dy, height, width)
+            corners.append((index, inside))
+        weights = [wx0 * wy0, wx1 * wy0, wx0 * wy1, wx1 * wy1]
+        values = []
+        out = torch.zeros(n, c, x.shape[1], dtype=input.dtype, device=input.device)
+        for (index, inside), w in zip(corners, weights):
+            v = _gather(flat, index) * inside.unsqueeze(1).to(input.dtype)
+            values.append(v)
+            out += v * w.unsqueeze(1)
+        ctx.save_for_backward(wx0, wx1, wy0, wy1, *values, *[i for i, _ in corners], *[m for _, m in corners])
+        ctx.input_shape = input.shape
+        return out.reshape(n, c, *out_hw)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        wx0, wx1, wy0, wy1, v00, v10, v01, v11, *rest = ctx.saved_tensors
+        indices, insides = rest[:4], rest[4:]
+        n, c, height, width = ctx.input_shape
+        g = grad_out.reshape(n, c, -1)
+        grad_input = grad_x = grad_y = None
+        if ctx.needs_input_grad[0]:
+            flat = torch.zeros(n, c, height * width, dtype=g.dtype, device=g.device)
+            for index, inside, w in zip(indices, insides, (wx0 * wy0, wx1 * wy0, wx0 * wy1, wx1 * wy1)):
+                contribution = g * (w * inside.to(g.dtype)).unsqueeze(1)
+                flat.scatter_add_(2, index.unsqueeze(1).expand(n, c, index.shape[1]), contribution)
+            grad_input = flat.reshape(ctx.input_shape)
+        out_hw = grad_out.shape[2:]
+        if ctx.needs_input_grad[1]:
+            dv_dx = wy0.unsqueeze(1) * (v10 - v00) + wy1.unsqueeze(1) * (v11 - v01)
+            grad_x = (g * dv_dx).sum(1).reshape(n, *out_hw)
+        if ctx.needs_input_grad[2]:
+            dv_dy = wx0.unsqueeze(1) * (v01 - v00) + wx1.unsqueeze(1) * (v11 - v10)
+            grad_y = (g * dv_dy).sum(1).reshape(n, *out_hw)
+        return grad_input, grad_x, grad_y
+
+
+def bilinear_sample_pixels(input: torch.Tensor, x_pix: torch.Tensor, y_pix: torch.Tensor) -> torch.Tensor:
+    """Bilinear sampling at pixel coordinates; reads outside the image are 0.
+
+    Args:
+        input: (N, C, H, W) float.
+        x_pix, y_pix: (N, H_out, W_out) pixel coordinates (x = column, y = row).
+
+    Returns:
+        (N, C, H_out, W_out). Differentiable in ``input``, ``x_pix`` and ``y_pix``.
+    """
+    _refuse_if_blocked("bilinear_sample_pixels")
+    return BilinearSampleFunction.apply(input, x_pix, y_pix)
+
+
+def nearest_sample_pixels(input: torch.Tensor, x_pix: torch.Tensor, y_pix: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour sampling at pixel coordinates (ties round half to even, as torch); outside is 0.
+
+    Args:
+        input: (N, C, H, W) float.
+        x_pix, y_pix: (N, H_out, W_out) pixel coordinates.
+
+    Returns:
+        (N, C, H_out, W_out). Differentiable in ``input`` only: rounding has zero gradient.
+    """
+    _refuse_if_blocked("nearest_sample_pixels")
+    n, c, height, width = input.shape
+    xr = torch.round(x_pix.detach()).reshape(n, -1)
+    yr = torch.round(y_pix.detach()).reshape(n, -1)
+    index, inside = _corner(xr, yr, height, width)
+    values = _gather(input.reshape(n, c, height * width), index) * inside.unsqueeze(1).to(input.dtype)
+    return values.reshape(n, c, *x_pix.shape[1:])
+
+
+def grid_sample(
+    input: torch.Tensor,
+    grid: torch.Tensor,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    align_corners: bool = False,
+) -> torch.Tensor:
+    """Sample ``input`` at the points of ``grid``, as ``torch.nn.functional.grid_sample`` (4-D case).
+
+    Args:
+        input: (N, C, H_in, W_in) float.
+        grid: (N, H_out, W_out, 2) normalised (x, y) points, same dtype as ``input``.
+        mode: ``"bilinear"`` or ``"nearest"``.
+        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        align_corners: where the normalised -1/+1 lie (see the module docstring).
+
+    Returns:
+        (N, C, H_out, W_out). Bilinear output is differentiable in ``input`` and ``grid``.
+
+    Example:
+        >>> img = torch.arange(4.0).reshape(1, 1, 2, 2)
+        >>> centre = torch.zeros(1, 1, 1, 2)  # the point (0, 0): the middle of the image
+        >>> grid_sample(img, centre, align_corners=False)
+        tensor([[[[1.5000]]]])
+    """
+    _refuse_if_blocked("grid_sample")
+    check_floating(input, "input")
+    check_shape(input, "N,C,H,W", name="input")
+    check_floating(grid, "grid")
+    check_shape(grid, "N,H_out,W_out,2", name="grid")
+    check_choice(mode, MODES, "mode")
+    check_choice(padding_mode, PADDING_MODES, "padding_mode")
+    if grid.shape[0] != input.shape[0]:
+        raise ValueError(
+            f"grid must have the same batch size as input ({input.shape[0]}); got grid of shape {tuple(grid.shape)}"
+        )
+    if grid.dtype != input.dtype:
+        raise ValueError(f"grid must have the same dtype as input ({input.dtype}); got {grid.dtype}")
+    height, width = input.shape[-2:]
+    x = apply_padding(unnormalise(grid[..., 0], width, align_corners), width, padding_mode, align_corners)
+    y = apply_padding(unnormalise(grid[..., 1], height, align_corners), height, padding_mode, align_corners)
+    if mode == "nearest":
+        return nearest_sample_pixels(input, x, y)
+    return BilinearSampleFunction.apply(input, x, y)
