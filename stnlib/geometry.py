@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import torch
 
+from .blocking import reference
 from .validation import check_floating, check_shape, check_size
 
 __all__ = [
@@ -75,6 +76,7 @@ def _matrix(rows, like: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- builders
+@reference
 def rotation_matrix(angle_deg, *, dtype=None) -> torch.Tensor:
     """Homogeneous 3x3 rotation about the origin.
 
@@ -90,10 +92,12 @@ def rotation_matrix(angle_deg, *, dtype=None) -> torch.Tensor:
         (..., 3, 3) tensor.
 
     Example:
-        >>> rotation_matrix(90.0).round()
-        tensor([[ 0., -1.,  0.],
-                [ 1.,  0.,  0.],
-                [ 0.,  0.,  1.]])
+        >>> rotation_matrix(90.0).round().abs()  # abs() only hides the sign of -0.0
+        tensor([[0., 1., 0.],
+                [1., 0., 0.],
+                [0., 0., 1.]])
+        >>> rotation_matrix(90.0)[0, 1]
+        tensor(-1.)
     """
     (angle,) = _as_tensors(angle_deg, dtype=dtype)
     rad = angle * (math.pi / 180.0)
@@ -101,6 +105,7 @@ def rotation_matrix(angle_deg, *, dtype=None) -> torch.Tensor:
     return _matrix([[c, -s, 0], [s, c, 0], [0, 0, 1]], like=c)
 
 
+@reference
 def scale_matrix(scale_x, scale_y=None, *, dtype=None) -> torch.Tensor:
     """Homogeneous 3x3 scaling about the origin: x' = scale_x x, y' = scale_y y.
 
@@ -121,6 +126,7 @@ def scale_matrix(scale_x, scale_y=None, *, dtype=None) -> torch.Tensor:
     return _matrix([[sx, 0, 0], [0, sy, 0], [0, 0, 1]], like=sx)
 
 
+@reference
 def shear_matrix(shear_x, shear_y=0.0, *, dtype=None) -> torch.Tensor:
     """Homogeneous 3x3 shear: x' = x + shear_x y, y' = shear_y x + y.
 
@@ -135,6 +141,7 @@ def shear_matrix(shear_x, shear_y=0.0, *, dtype=None) -> torch.Tensor:
     return _matrix([[1, kx, 0], [ky, 1, 0], [0, 0, 1]], like=kx)
 
 
+@reference
 def translation_matrix(tx, ty, *, dtype=None) -> torch.Tensor:
     """Homogeneous 3x3 translation: x' = x + tx, y' = y + ty.
 
@@ -149,6 +156,7 @@ def translation_matrix(tx, ty, *, dtype=None) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- algebra
+@reference
 def compose(*matrices: torch.Tensor) -> torch.Tensor:
     """Compose 3x3 transforms right to left: ``compose(A, B, C) = A @ B @ C`` applies C first.
 
@@ -175,6 +183,7 @@ def compose(*matrices: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@reference
 def invert_affine(matrix: torch.Tensor) -> torch.Tensor:
     """Invert affine transforms, given as 3x3 matrices or as 2x3 thetas.
 
@@ -199,6 +208,7 @@ def invert_affine(matrix: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.cat([a_inv, t_inv], dim=-1), bottom], dim=-2)
 
 
+@reference
 def theta_to_matrix(theta: torch.Tensor) -> torch.Tensor:
     """Add the row (0, 0, 1) to a (..., 2, 3) theta, giving a (..., 3, 3) homogeneous matrix."""
     check_floating(theta, "theta")
@@ -208,6 +218,7 @@ def theta_to_matrix(theta: torch.Tensor) -> torch.Tensor:
     return torch.cat([theta, bottom], dim=-2)
 
 
+@reference
 def matrix_to_theta(matrix: torch.Tensor) -> torch.Tensor:
     """Drop the last row of a (..., 3, 3) affine matrix, giving a (..., 2, 3) theta.
 
@@ -222,6 +233,7 @@ def matrix_to_theta(matrix: torch.Tensor) -> torch.Tensor:
     return matrix[..., :2, :]
 
 
+@reference
 def about_point(matrix: torch.Tensor, point_xy) -> torch.Tensor:
     """Apply a transform about ``point_xy`` instead of the origin: T(p) @ matrix @ T(-p).
 
@@ -246,6 +258,7 @@ def about_point(matrix: torch.Tensor, point_xy) -> torch.Tensor:
     return to_p @ matrix @ from_p
 
 
+@reference
 def transform_points(matrix: torch.Tensor, points_xy: torch.Tensor) -> torch.Tensor:
     """Apply an affine transform to points.
 
@@ -266,6 +279,7 @@ def transform_points(matrix: torch.Tensor, points_xy: torch.Tensor) -> torch.Ten
 
 
 # --------------------------------------------------------------------------- normalised coordinates
+@reference
 def normalisation_matrix(*, size, align_corners: bool, dtype=None, device=None) -> torch.Tensor:
     """The 3x3 matrix ``norm_trans_pix`` taking pixel ``xy`` to normalised ``xy`` for an image of ``size``.
 
@@ -298,6 +312,7 @@ def normalisation_matrix(*, size, align_corners: bool, dtype=None, device=None) 
     return torch.tensor([[sx, 0.0, tx], [0.0, sy, ty], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
 
 
+@reference
 def pixel_to_normalised(xy_pix: torch.Tensor, *, size, align_corners: bool) -> torch.Tensor:
     """Convert pixel coordinates (x = column, y = row) to normalised [-1, 1] coordinates.
 
@@ -323,6 +338,7 @@ def pixel_to_normalised(xy_pix: torch.Tensor, *, size, align_corners: bool) -> t
     return transform_points(m, xy_pix)
 
 
+@reference
 def normalised_to_pixel(xy_norm: torch.Tensor, *, size, align_corners: bool) -> torch.Tensor:
     """Convert normalised [-1, 1] coordinates to pixel coordinates (x = column, y = row).
 
@@ -340,6 +356,7 @@ def normalised_to_pixel(xy_norm: torch.Tensor, *, size, align_corners: bool) -> 
     return transform_points(invert_affine(m), xy_norm)
 
 
+@reference
 def theta_from_pixel_transform(
     dst_pix_trans_src_pix: torch.Tensor, *, src_size, dst_size=None, align_corners: bool
 ) -> torch.Tensor:
@@ -380,6 +397,7 @@ def theta_from_pixel_transform(
     return matrix_to_theta(src_norm_trans_src_pix @ src_pix_trans_dst_pix @ dst_pix_trans_dst_norm)
 
 
+@reference
 def pixel_transform_from_theta(theta: torch.Tensor, *, src_size, dst_size=None, align_corners: bool) -> torch.Tensor:
     """The inverse of :func:`theta_from_pixel_transform`: where each input pixel lands, in pixels.
 
@@ -417,6 +435,7 @@ class AffineParams(NamedTuple):
     ty: torch.Tensor
 
 
+@reference
 def compose_theta(rotation_deg=0.0, scale_x=1.0, scale_y=1.0, shear=0.0, tx=0.0, ty=0.0, *, dtype=None) -> torch.Tensor:
     """Build a (..., 2, 3) theta from its parts, in the order T @ R @ Sh @ S (scale first).
 
@@ -436,6 +455,7 @@ def compose_theta(rotation_deg=0.0, scale_x=1.0, scale_y=1.0, shear=0.0, tx=0.0,
     return matrix_to_theta(m)
 
 
+@reference
 def decompose_theta(theta: torch.Tensor) -> AffineParams:
     """Split a (..., 2, 3) theta into rotation, scale, shear and translation.
 

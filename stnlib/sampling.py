@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from .blocking import is_blocked, reference
 from .validation import check_choice, check_floating, check_shape, check_size
 
 __all__ = [
@@ -36,16 +37,6 @@ __all__ = [
 MODES = ("bilinear", "nearest")
 PADDING_MODES = ("zeros", "border", "reflection")
 
-# Set by stnlib.checks.reference_ops_blocked() while a learner's exercise is graded, so that
-# an exercise which merely calls these reference functions cannot score.
-_blocked_reason: str | None = None
-
-
-def _refuse_if_blocked(name: str) -> None:
-    if _blocked_reason is not None:
-        raise RuntimeError(f"stnlib.sampling.{name} is not available here: {_blocked_reason}")
-
-
 # --------------------------------------------------------------------------- the grid generator
 def _linspace_norm(n: int, align_corners: bool, dtype, device) -> torch.Tensor:
     """The n normalised pixel-centre coordinates along one axis, shape (n,)."""
@@ -55,6 +46,7 @@ def _linspace_norm(n: int, align_corners: bool, dtype, device) -> torch.Tensor:
     return coords if align_corners else coords * ((n - 1) / n)
 
 
+@reference
 def affine_grid(theta: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
     """Sampling grid for a batch of affine thetas, as ``torch.nn.functional.affine_grid``.
 
@@ -77,7 +69,6 @@ def affine_grid(theta: torch.Tensor, size, align_corners: bool = False) -> torch
                 [[-1.,  1.],
                  [ 1.,  1.]]])
     """
-    _refuse_if_blocked("affine_grid")
     check_floating(theta, "theta")
     check_shape(theta, "N,2,3", name="theta")
     n, _, height, width = check_size(size, "size", 4)
@@ -94,9 +85,9 @@ def affine_grid(theta: torch.Tensor, size, align_corners: bool = False) -> torch
 
 
 # --------------------------------------------------------------------------- coordinates
+@reference
 def unnormalise(coord: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:
     """Normalised coordinates along an axis of ``size`` pixels -> pixel coordinates (any shape)."""
-    _refuse_if_blocked("unnormalise")
     if align_corners:
         return (coord + 1) * ((size - 1) / 2)
     return ((coord + 1) * size - 1) / 2
@@ -122,6 +113,7 @@ def _reflect(coord: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return torch.where(even, extra + low, span - extra + low)
 
 
+@reference
 def apply_padding(coord: torch.Tensor, size: int, padding_mode: str, align_corners: bool) -> torch.Tensor:
     """Move pixel coordinates that fall outside [0, size - 1] as the padding mode says.
 
@@ -129,7 +121,6 @@ def apply_padding(coord: torch.Tensor, size: int, padding_mode: str, align_corne
     edge; ``"reflection"`` mirrors them at the border (at the edge pixels' centres with
     ``align_corners=True``, at their outer edges with ``False``) and then clamps.
     """
-    _refuse_if_blocked("apply_padding")
     check_choice(padding_mode, PADDING_MODES, "padding_mode")
     if padding_mode == "border":
         return _clip(coord, size)
@@ -174,7 +165,8 @@ class BilinearSampleFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, x, y):
-        _refuse_if_blocked("BilinearSampleFunction")
+        if is_blocked():
+            raise RuntimeError("stnlib.sampling.BilinearSampleFunction is not available while an exercise is checked")
         n, c, height, width = input.shape
         out_hw = x.shape[1:]
         x, y = x.reshape(n, -1), y.reshape(n, -1)
@@ -221,6 +213,7 @@ class BilinearSampleFunction(torch.autograd.Function):
         return grad_input, grad_x, grad_y
 
 
+@reference
 def bilinear_sample_pixels(input: torch.Tensor, x_pix: torch.Tensor, y_pix: torch.Tensor) -> torch.Tensor:
     """Bilinear sampling at pixel coordinates; reads outside the image are 0.
 
@@ -231,10 +224,10 @@ def bilinear_sample_pixels(input: torch.Tensor, x_pix: torch.Tensor, y_pix: torc
     Returns:
         (N, C, H_out, W_out). Differentiable in ``input``, ``x_pix`` and ``y_pix``.
     """
-    _refuse_if_blocked("bilinear_sample_pixels")
     return BilinearSampleFunction.apply(input, x_pix, y_pix)
 
 
+@reference
 def nearest_sample_pixels(input: torch.Tensor, x_pix: torch.Tensor, y_pix: torch.Tensor) -> torch.Tensor:
     """Nearest-neighbour sampling at pixel coordinates (ties round half to even, as torch); outside is 0.
 
@@ -245,7 +238,6 @@ def nearest_sample_pixels(input: torch.Tensor, x_pix: torch.Tensor, y_pix: torch
     Returns:
         (N, C, H_out, W_out). Differentiable in ``input`` only: rounding has zero gradient.
     """
-    _refuse_if_blocked("nearest_sample_pixels")
     n, c, height, width = input.shape
     xr = torch.round(x_pix.detach()).reshape(n, -1)
     yr = torch.round(y_pix.detach()).reshape(n, -1)
@@ -254,6 +246,7 @@ def nearest_sample_pixels(input: torch.Tensor, x_pix: torch.Tensor, y_pix: torch
     return values.reshape(n, c, *x_pix.shape[1:])
 
 
+@reference
 def grid_sample(
     input: torch.Tensor,
     grid: torch.Tensor,
@@ -279,7 +272,6 @@ def grid_sample(
         >>> grid_sample(img, centre, align_corners=False)
         tensor([[[[1.5000]]]])
     """
-    _refuse_if_blocked("grid_sample")
     check_floating(input, "input")
     check_shape(input, "N,C,H,W", name="input")
     check_floating(grid, "grid")

@@ -10,7 +10,7 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
-from .. import sampling
+from .. import blocking
 
 __all__ = ["CheckFailed", "check_close", "check_raises", "passed", "reference_ops_blocked", "yours_or_reference"]
 
@@ -93,14 +93,15 @@ def _refuse(name: str, *args, **kwargs):
 
 @contextlib.contextmanager
 def reference_ops_blocked():
-    """Make torch's and stnlib's ``affine_grid`` / ``grid_sample`` raise inside the block.
+    """Make torch's ``affine_grid`` / ``grid_sample`` and stnlib's reference functions raise inside the block.
 
-    Graders compute the oracle's answer first, then call the learner's function inside this
-    block, so that code which delegates to the reference ops fails. It patches the names
-    where they are looked up: ``torch.nn.functional.affine_grid`` / ``grid_sample``, the
-    low-level ``torch.affine_grid_generator`` / ``torch.grid_sampler*`` that those call (so an
-    alias taken with ``from torch.nn.functional import grid_sample`` fails too), and stnlib's
-    own reference functions.
+    Checks compute the oracle's answer first, then call the learner's function inside this
+    block, so that code which delegates to the reference ops fails with a message saying so.
+    It patches the names where they are looked up: ``torch.nn.functional.affine_grid`` /
+    ``grid_sample``, the low-level ``torch.affine_grid_generator`` / ``torch.grid_sampler*``
+    that those call (so an alias taken with ``from torch.nn.functional import grid_sample``
+    fails too), and switches off every stnlib function marked ``@reference`` (all of
+    ``stnlib.geometry`` and ``stnlib.sampling``; see :mod:`stnlib.blocking`).
     """
     targets = {
         (F, "affine_grid"): "torch.nn.functional.affine_grid",
@@ -109,15 +110,14 @@ def reference_ops_blocked():
         (torch, "grid_sampler"): "torch.grid_sampler",
         (torch, "grid_sampler_2d"): "torch.grid_sampler_2d",
     }
-    previous = sampling._blocked_reason
     with contextlib.ExitStack() as stack:
         for (owner, attr), name in targets.items():
             stack.enter_context(mock.patch.object(owner, attr, functools.partial(_refuse, name)))
-        sampling._blocked_reason = "the exercise must be solved without the reference implementation"
+        previous = blocking.set_blocked("exercises are checked without stnlib's reference functions: write it by hand")
         try:
             yield
         finally:
-            sampling._blocked_reason = previous
+            blocking.set_blocked(previous)
 
 
 def yours_or_reference(yours, reference, *, exercise: str):

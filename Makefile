@@ -1,0 +1,34 @@
+# STN from scratch: `make lab` opens the course, `make test` runs every test.
+# Both create the virtual environment .venv on first use (needs Python >= 3.10).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup lab test release clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "the course needs Python >= 3.10, this is " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+# Open the course (the student notebooks) in JupyterLab.
+lab: setup
+	$(BIN)/jupyter lab notebooks/01_affine_matrices/01_affine_matrices.ipynb
+
+# Every test: stnlib's unit and oracle tests, doctests, the release checks, and every notebook
+# in solutions/ and notebooks/ executed by nbval, all in fast mode (STN_FAST=1).
+test: setup
+	STN_FAST=1 $(BIN)/python -m pytest --nbval-lax
+
+# Regenerate the student notebooks/ from the instructor solutions/ with nbgrader.
+release: setup
+	$(BIN)/python -m stnlib.release
+
+clean-venv:
+	rm -rf $(VENV)
