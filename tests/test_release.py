@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 
 from stnlib import release
 
-from .nbutils import NOTEBOOKS, SOLUTIONS, nbgrader_cells, notebook_paths
+from nbutils import NOTEBOOKS, SOLUTIONS, nbgrader_cells, notebook_paths
 
 STUDENT = notebook_paths(NOTEBOOKS)
 SOURCE = notebook_paths(SOLUTIONS)
@@ -112,3 +112,11 @@ def test_only_test_cells_fail_in_the_untouched_release(path):
     assert failed == tests, (
         f"cells that failed but should run: {sorted(failed - tests)}; "
         f"test cells that passed on the unsolved stubs: {sorted(tests - failed)}")
+
+
+def test_instructor_guide_points_table_is_current():
+    guide = (SOLUTIONS.parent / "docs" / "instructor-guide.md").read_text()
+    table = release.points_table()
+    assert table in guide, (
+        "docs/instructor-guide.md's points table is out of date; paste the output of "
+        f"`python -m stnlib.release --points-table`:\n{table}")

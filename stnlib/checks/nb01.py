@@ -90,8 +90,9 @@ def _call(fn, *args, name: str, on: str):
             raise CheckFailed(f"{name} on {on}: raised {type(err).__name__}: {err}") from err
 
 
-def _check_dtype(got: torch.Tensor, dtype: torch.dtype, *, fn: str, on: str) -> None:
-    if got.dtype != dtype:
+def _check_dtype(got, dtype: torch.dtype, *, fn: str, on: str) -> None:
+    """Raise CheckFailed if ``got`` is a tensor of another dtype (check_close reports non-tensors)."""
+    if isinstance(got, torch.Tensor) and got.dtype != dtype:
         raise CheckFailed(f"{fn} on {on}: expected dtype {dtype}, got {got.dtype} (keep the input's dtype)")
 
 
@@ -176,8 +177,8 @@ def _compare_to_homogeneous(fn, cases) -> None:
         expected = _expected_to_h(p)
         keep = p.clone()
         got = _call(fn, p, name="to_homogeneous", on=on)
-        check_close(got, expected, fn="to_homogeneous", on=on, atol=0.0)
         _check_dtype(got, p.dtype, fn="to_homogeneous", on=on)
+        check_close(got, expected, fn="to_homogeneous", on=on, atol=0.0)
         if not torch.equal(p, keep):
             raise CheckFailed(f"to_homogeneous on {on}: it changed its input points; return a new tensor instead")
 
@@ -210,8 +211,8 @@ def _compare_from_homogeneous(fn, cases) -> None:
     for ph, on in cases:
         expected = ph[..., :2] / ph[..., 2:]
         got = _call(fn, ph.clone(), name="from_homogeneous", on=on)
-        check_close(got, expected, fn="from_homogeneous", on=on, atol=1e-6, rtol=1e-6)
         _check_dtype(got, ph.dtype, fn="from_homogeneous", on=on)
+        check_close(got, expected, fn="from_homogeneous", on=on, atol=1e-6, rtol=1e-6)
 
 
 def check_from_homogeneous(fn) -> None:
@@ -250,8 +251,8 @@ def check_rotation_by_hand(fn) -> None:
         on = f"angle_deg={angle}{note}"
         expected = _rotation(torch.tensor(angle, dtype=torch.float64)).to(torch.float32)
         got = _call(fn, angle, name="rotation_by_hand", on=on)
-        check_close(got, expected, fn="rotation_by_hand", on=on, atol=1e-6)
         _check_dtype(got, torch.get_default_dtype(), fn="rotation_by_hand", on=on)
+        check_close(got, expected, fn="rotation_by_hand", on=on, atol=1e-6)
     passed("rotation_by_hand matches [[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]] for 30, 90 and -45 degrees")
 
 
@@ -271,8 +272,8 @@ def _compare_rotation_batch(fn, angles: torch.Tensor, on: str) -> None:
     eye = torch.eye(3, dtype=torch.float64).expand(expected.shape)
     got = _call(fn, angles.clone(), name="rotation_by_hand", on=on)
     tol = 1e-5 if angles.dtype == torch.float32 else 1e-12
-    check_close(got, expected, fn="rotation_by_hand", on=on, atol=tol)
     _check_dtype(got, angles.dtype, fn="rotation_by_hand", on=on)
+    check_close(got, expected, fn="rotation_by_hand", on=on, atol=tol)
     g = got.detach().to(torch.float64)
     check_close(g.transpose(-1, -2) @ g, eye, fn="rotation_by_hand", on=f"{on}: R^T R should be the identity", atol=tol)
     check_close(torch.linalg.det(g), torch.ones(expected.shape[:-2], dtype=torch.float64), fn="rotation_by_hand",
@@ -349,9 +350,9 @@ def _compare_rotate_about(fn, angle: float, center: tuple) -> None:
     cx, cy = (torch.tensor(v, dtype=torch.float64) for v in center)
     expected = _translation(cx, cy) @ _rotation(torch.tensor(angle, dtype=torch.float64)) @ _translation(-cx, -cy)
     got = _call(fn, angle, center, name="rotate_about", on=on)
+    _check_dtype(got, torch.get_default_dtype(), fn="rotate_about", on=on)
     check_close(got, expected.to(torch.float32), fn="rotate_about", on=f"{on}, compared with T(c) @ R @ T(-c)",
                 atol=1e-4)
-    _check_dtype(got, torch.get_default_dtype(), fn="rotate_about", on=on)
 
 
 def check_rotate_about(fn) -> None:
@@ -377,9 +378,9 @@ def _compare_inverse(fn, m: torch.Tensor, on: str) -> None:
     with _only_2x2_inverses("invert_affine_by_hand"):
         got = _call(fn, m.clone(), name="invert_affine_by_hand", on=on)
     tol = 1e-4 if m.dtype == torch.float32 else 1e-10
+    _check_dtype(got, m.dtype, fn="invert_affine_by_hand", on=on)
     check_close(got, expected.to(m.dtype), fn="invert_affine_by_hand", on=f"{on}, compared with torch.linalg.inv",
                 atol=tol, rtol=tol)
-    _check_dtype(got, m.dtype, fn="invert_affine_by_hand", on=on)
 
 
 def check_invert_affine_by_hand(fn) -> None:
@@ -405,8 +406,8 @@ def _compare_round_trip(fn, m: torch.Tensor, on: str) -> None:
     last = torch.tensor([0.0, 0.0, 1.0], dtype=m.dtype).expand(m.shape[:-1])
     with _only_2x2_inverses("invert_affine_by_hand"):
         got = _call(fn, m.clone(), name="invert_affine_by_hand", on=on)
-    check_close(got, m, fn="invert_affine_by_hand", on=f"{on} (its shape)", atol=float("inf"))
     _check_dtype(got, m.dtype, fn="invert_affine_by_hand", on=on)
+    check_close(got, m, fn="invert_affine_by_hand", on=f"{on} (its shape)", atol=float("inf"))
     tol = 1e-4 if m.dtype == torch.float32 else 1e-10
     g, m64 = got.detach().to(torch.float64), m.to(torch.float64)
     check_close(g @ m64, eye, fn="invert_affine_by_hand", on=f"{on}: inv(M) @ M should be the identity", atol=tol)
@@ -440,8 +441,8 @@ def _compare_matrix_from_theta(fn, theta: torch.Tensor, on: str) -> None:
     expected = torch.cat([theta, bottom], dim=-2)
     keep = theta.clone()
     got = _call(fn, theta, name="matrix_from_theta", on=on)
-    check_close(got, expected, fn="matrix_from_theta", on=on, atol=0.0)
     _check_dtype(got, theta.dtype, fn="matrix_from_theta", on=on)
+    check_close(got, expected, fn="matrix_from_theta", on=on, atol=0.0)
     if not torch.equal(theta, keep):
         raise CheckFailed(f"matrix_from_theta on {on}: it changed theta; return a new tensor instead")
 

@@ -24,6 +24,8 @@ first; the learner's function then runs inside :func:`reference_ops_blocked`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -62,6 +64,22 @@ def _call(fn, *args, name: str, on: str, **kwargs):
         ) from None
 
 
+def _compare(got, expected: torch.Tensor, *, fn: str, on: str, atol: float, mistakes=()) -> None:
+    """``check_close``; on failure add a ``Hint:`` line when ``got`` matches what a typical mistake returns.
+
+    Args:
+        mistakes: pairs (tensor that the mistake returns, hint).
+    """
+    try:
+        check_close(got, expected, fn=fn, on=on, atol=atol)
+    except CheckFailed as err:
+        for wrong, hint in mistakes:
+            if (isinstance(got, torch.Tensor) and got.shape == wrong.shape
+                    and torch.allclose(got.detach().double(), wrong.detach().double(), atol=atol, rtol=0.0)):
+                raise CheckFailed(f"{err}\n  Hint: {hint}") from None
+        raise
+
+
 def _tol(dtype) -> float:
     return 1e-4 if dtype == torch.float32 else 1e-6
 
@@ -81,11 +99,23 @@ def _points_grid(image: torch.Tensor, xs, ys) -> torch.Tensor:
     return torch.stack([x, y], dim=-1).reshape(1, 1, -1, 2)
 
 
-def _sample_points(image: torch.Tensor, xs, ys, mode: str) -> torch.Tensor:
-    """torch's value at each pixel point: (P,) float64, zeros padding, align_corners=True."""
+def _sample_points(image: torch.Tensor, xs, ys, mode: str, padding_mode: str = "zeros") -> torch.Tensor:
+    """torch's value at each pixel point: (P,) float64, align_corners=True."""
     img = image.detach().to(torch.float64)[None, None]
-    out = F.grid_sample(img, _points_grid(img[0, 0], xs, ys), mode=mode, padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(img, _points_grid(img[0, 0], xs, ys), mode=mode, padding_mode=padding_mode,
+                        align_corners=True)
     return out.reshape(-1)
+
+
+def _read(image: torch.Tensor, rows, cols, *, clamp: bool = False) -> torch.Tensor:
+    """image[row, col] for whole-number lists rows, cols (P,) float64; 0 outside (or the clamped pixel)."""
+    height, width = image.shape
+    out = []
+    for r, c in zip(rows, cols):
+        if clamp:
+            r, c = min(max(r, 0), height - 1), min(max(c, 0), width - 1)
+        out.append(float(image[r, c]) if 0 <= r < height and 0 <= c < width else 0.0)
+    return torch.tensor(out, dtype=torch.float64)
 
 
 def _grad_points(image: torch.Tensor, xs, ys) -> torch.Tensor:
@@ -117,14 +147,19 @@ def _random_image(gen: torch.Generator, height: int, width: int, dtype) -> torch
     return (0.5 + torch.rand(height, width, generator=gen, dtype=torch.float64)).to(dtype)
 
 
-def _point_cases(fn, name: str, image: torch.Tensor, xs, ys, expected: torch.Tensor, *, atol: float, what: str):
-    """Call fn(image, x, y) for every point inside the blocked context and compare with expected[i]."""
+def _point_cases(fn, name: str, image: torch.Tensor, xs, ys, expected: torch.Tensor, *, atol: float, what: str,
+                 mistakes=()):
+    """Call fn(image, x, y) for every point inside the blocked context and compare with expected[i].
+
+    Args:
+        mistakes: pairs (tensor like ``expected``: what a typical mistake returns at each point, hint).
+    """
     height, width = image.shape
     with reference_ops_blocked():
         for i, (x, y) in enumerate(zip(xs, ys)):
             on = f"{what} image (H={height}, W={width}, {str(image.dtype)[6:]}), x_pix={x:.4g}, y_pix={y:.4g}"
             got = _call(fn, image, x, y, name=name, on=on)
-            check_close(got, expected[i], fn=name, on=on, atol=atol)
+            _compare(got, expected[i], fn=name, on=on, atol=atol, mistakes=[(w[i], h) for w, h in mistakes])
 
 
 # --------------------------------------------------------------------------- exercise 1: nearest_one
@@ -132,6 +167,17 @@ _NEAREST_POINTS = [  # (x_pix, y_pix) on the 3x4 image; the first ones catch a s
     (2.2, 0.8), (0.7, 1.9), (2.8, 0.3), (3.4, 2.2), (-0.4, 1.2), (1.2, -0.3),
     (-0.7, 1.0), (4.6, 1.0), (1.0, -0.6), (1.3, 2.6), (6.0, 5.0),
 ]
+
+
+def _nearest_mistakes(image: torch.Tensor, xs, ys):
+    rx, ry = [round(x) for x in xs], [round(y) for y in ys]
+    fx, fy = [math.floor(x) for x in xs], [math.floor(y) for y in ys]
+    return [
+        (_read(image, rx, ry), "x is the column and y the row: read image[row, col] = image[round(y), round(x)]"),
+        (_read(image, fy, fx), "round to the nearest pixel (round), not down (floor/int)"),
+        (_read(image, ry, rx, clamp=True), "a point whose nearest pixel lies outside the image reads 0 "
+                                           "(this looks like clamping to the border)"),
+    ]
 
 
 def check_nearest_one(fn) -> None:
@@ -143,7 +189,8 @@ def check_nearest_one(fn) -> None:
     image = _image_3x4()
     xs, ys = zip(*_NEAREST_POINTS)
     expected = _sample_points(image, xs, ys, "nearest")
-    _point_cases(fn, "nearest_one", image, xs, ys, expected, atol=1e-9, what="the 3x4")
+    _point_cases(fn, "nearest_one", image, xs, ys, expected, atol=1e-9, what="the 3x4",
+                 mistakes=_nearest_mistakes(image, xs, ys))
     passed("nearest_one: rounds x (column) and y (row) to the nearest pixel, 0 outside the image")
 
 
@@ -158,7 +205,8 @@ def grade_nearest_one(fn) -> None:
         xs = _coords(gen, 12, -2, width + 1, avoid=0.5)
         ys = _coords(gen, 12, -2, height + 1, avoid=0.5)
         expected = _sample_points(image, xs, ys, "nearest")
-        _point_cases(fn, "nearest_one", image, xs, ys, expected, atol=_tol(dtype), what="a random")
+        _point_cases(fn, "nearest_one", image, xs, ys, expected, atol=_tol(dtype), what="a random",
+                     mistakes=_nearest_mistakes(image, xs, ys))
     print("nearest_one: hidden tests passed")
 
 
@@ -170,6 +218,19 @@ _BILINEAR_POINTS = [  # inside, exactly on a pixel, on the last column, partly o
 ]
 
 
+def _bilinear_mistakes(image: torch.Tensor, xs, ys):
+    mirrored_x = [2 * math.floor(x) + 1 - x for x in xs]  # weights a and 1 - a swapped
+    mirrored_y = [2 * math.floor(y) + 1 - y for y in ys]
+    swapped = _sample_points(image.t(), xs, ys, "bilinear")  # reading image[col, row] = image.t()[row, col]
+    return [
+        (swapped, "x is the column and y the row: the pixel at (col m, row n) is image[n, m]"),
+        (_sample_points(image, mirrored_x, mirrored_y, "bilinear"),
+         "with a = x - floor(x), the left neighbour's weight is 1 - a and the right one's is a (weights swapped?)"),
+        (_sample_points(image, xs, ys, "bilinear", "border"),
+         "a neighbour outside the image counts as 0 (this looks like clamping it to the border)"),
+    ]
+
+
 def check_bilinear_one(fn) -> None:
     """Visible check of ``bilinear_one(image, x_pix, y_pix) -> ()``: inside, on pixels, partly and fully outside.
 
@@ -179,7 +240,8 @@ def check_bilinear_one(fn) -> None:
     image = _image_3x4()
     xs, ys = zip(*_BILINEAR_POINTS)
     expected = _sample_points(image, xs, ys, "bilinear")
-    _point_cases(fn, "bilinear_one", image, xs, ys, expected, atol=1e-9, what="the 3x4")
+    _point_cases(fn, "bilinear_one", image, xs, ys, expected, atol=1e-9, what="the 3x4",
+                 mistakes=_bilinear_mistakes(image, xs, ys))
     passed("bilinear_one: the four-neighbour weights, exact on pixels, out-of-image neighbours count as 0")
 
 
@@ -191,7 +253,8 @@ def grade_bilinear_one(fn) -> None:
         xs = _coords(gen, 12, -2, width + 1, avoid=None)
         ys = _coords(gen, 12, -2, height + 1, avoid=None)
         expected = _sample_points(image, xs, ys, "bilinear")
-        _point_cases(fn, "bilinear_one", image, xs, ys, expected, atol=_tol(dtype), what="a random")
+        _point_cases(fn, "bilinear_one", image, xs, ys, expected, atol=_tol(dtype), what="a random",
+                     mistakes=_bilinear_mistakes(image, xs, ys))
     print("bilinear_one: hidden tests passed")
 
 
@@ -212,17 +275,27 @@ def _describe(inp: torch.Tensor, grid: torch.Tensor, align_corners, extra: str =
 
 def _sample_cases(fn, cases) -> None:
     """cases: (input, grid, align_corners or None for the default, description). Expected first, then fn."""
-    expected = []
+    expected, mistakes = [], []
     for inp, grid, ac, _ in cases:
-        expected.append(F.grid_sample(inp, grid, mode="bilinear", padding_mode="zeros",
-                                      align_corners=bool(ac)))  # the default of the exercise is False
+        ac = bool(ac)  # None: the exercise's default, False
+
+        def sample(g=grid, padding="zeros", corners=ac, i=inp):
+            return F.grid_sample(i, g, mode="bilinear", padding_mode=padding, align_corners=corners)
+
+        expected.append(sample())
+        mistakes.append([
+            (sample(corners=not ac), f"this is the result for align_corners={not ac}: check the "
+                                     "normalised -> pixel formula of each case"),
+            (sample(padding="border"), "corners outside the image must count as 0 (mask them), not be clamped"),
+            (sample(g=grid.flip(-1)), "grid[..., 0] is x (the column, size W) and grid[..., 1] is y (the row, size H)"),
+        ])
     with reference_ops_blocked():
-        for (inp, grid, ac, on), exp in zip(cases, expected):
+        for (inp, grid, ac, on), exp, wrong in zip(cases, expected, mistakes):
             if ac is None:
                 got = _call(fn, inp.clone(), grid.clone(), name="bilinear_sample", on=on)
             else:
                 got = _call(fn, inp.clone(), grid.clone(), align_corners=ac, name="bilinear_sample", on=on)
-            check_close(got, exp, fn="bilinear_sample", on=on, atol=_tol(inp.dtype))
+            _compare(got, exp, fn="bilinear_sample", on=on, atol=_tol(inp.dtype), mistakes=wrong)
 
 
 def check_bilinear_sample(fn) -> None:
@@ -368,16 +441,38 @@ def _ramp_oracle(coords: torch.Tensor, size: int, padding_mode: str, align_corne
 
 def _pad_cases(fn, cases, padding_mode: str) -> None:
     """cases: (coords, size, align_corners). Expected first (the ramp), then fn."""
-    expected = []
+    expected, mistakes = [], []
     for coords, size, ac in cases:
-        expected.append(coords.detach().to(torch.float64).clone() if padding_mode == "zeros"
-                        else _ramp_oracle(coords, size, padding_mode, ac))
+        if padding_mode == "zeros":
+            expected.append(coords.detach().to(torch.float64).clone())
+            mistakes.append([])
+            continue
+        expected.append(_ramp_oracle(coords, size, padding_mode, ac))
+        c = coords.detach().to(torch.float64)
+        wrong = [(c.clamp(0, size), "the last pixel is size - 1, not size")]
+        if padding_mode == "reflection":
+            wrong.insert(0, (_ramp_oracle(coords, size, padding_mode, not ac),
+                             f"this is the reflection for align_corners={not ac}: with True the mirrors sit at "
+                             "the centres of the edge pixels (0 and size - 1), with False at their outer edges "
+                             "(-0.5 and size - 0.5)"))
+        mistakes.append(wrong)
     with reference_ops_blocked():
-        for (coords, size, ac), exp in zip(cases, expected):
+        for (coords, size, ac), exp, wrong in zip(cases, expected, mistakes):
             on = (f"coord_pix={_short(coords)} {tuple(coords.shape)} {str(coords.dtype)[6:]}, size={size}, "
                   f"padding_mode={padding_mode!r}, align_corners={ac}")
             got = _call(fn, coords.clone(), size, padding_mode, ac, name="pad_coords", on=on)
-            check_close(got, exp, fn="pad_coords", on=on, atol=_tol(coords.dtype) * max(1.0, size / 4))
+            atol = _tol(coords.dtype) * max(1.0, size / 4)
+            try:
+                _compare(got, exp, fn="pad_coords", on=on, atol=atol, mistakes=wrong)
+            except CheckFailed as err:
+                if ("Hint:" in str(err) or padding_mode == "zeros" or not isinstance(got, torch.Tensor)
+                        or got.shape != exp.shape):
+                    raise
+                if ((got < -atol) | (got > size - 1 + atol)).any():
+                    raise CheckFailed(f"{err}\n  Hint: the result must lie in [0, size - 1]: clamp after "
+                                      "padding (with align_corners=False a reflection can land in the half "
+                                      "pixel beyond an edge pixel's centre)") from None
+                raise
 
 
 def _short(t: torch.Tensor) -> str:
@@ -429,6 +524,13 @@ _GRAD_POINTS = [  # never on a whole pixel coordinate (the kinks); inside, partl
 ]
 
 
+def _grad_mistakes(expected: torch.Tensor):
+    return [
+        (expected.flip(-1), "return (dV/dx, dV/dy) in that order: x first"),
+        (-expected, "eq. 7: the sign is +1 for a neighbour at m >= x (to the right of the point), -1 to its left"),
+    ]
+
+
 def check_bilinear_grad_one(fn) -> None:
     """Visible check of ``bilinear_grad_one(image, x_pix, y_pix) -> (2,)`` = (dV/dx_pix, dV/dy_pix).
 
@@ -441,7 +543,8 @@ def check_bilinear_grad_one(fn) -> None:
     image = _image_3x4()
     xs, ys = zip(*_GRAD_POINTS)
     expected = _grad_points(image, xs, ys)
-    _point_cases(fn, "bilinear_grad_one", image, xs, ys, expected, atol=1e-9, what="the 3x4")
+    _point_cases(fn, "bilinear_grad_one", image, xs, ys, expected, atol=1e-9, what="the 3x4",
+                 mistakes=_grad_mistakes(expected))
     passed("bilinear_grad_one: (dV/dx, dV/dy) match autograd of F.grid_sample, inside and at the border")
 
 
@@ -453,5 +556,6 @@ def grade_bilinear_grad_one(fn) -> None:
         xs = _coords(gen, 10, -2, width + 1, avoid=None)
         ys = _coords(gen, 10, -2, height + 1, avoid=None)
         expected = _grad_points(image, xs, ys)
-        _point_cases(fn, "bilinear_grad_one", image, xs, ys, expected, atol=_tol(dtype), what="a random")
+        _point_cases(fn, "bilinear_grad_one", image, xs, ys, expected, atol=_tol(dtype), what="a random",
+                     mistakes=_grad_mistakes(expected))
     print("bilinear_grad_one: hidden tests passed")

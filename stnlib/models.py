@@ -1,0 +1,573 @@
+"""The networks of Part III: localisation network, spatial transformer, STN classifier and baselines.
+
+Introduced in notebook 05 (training an STN); notebook 06 and the benchmarks reuse them.
+
+Names follow the PyTorch STN tutorial so that one maps onto the other: ``localization`` (the
+convolutional part of the localisation network), ``fc_loc`` (its regression layers, the last of
+which starts at the identity: zero weight, identity bias), ``theta(x)`` and ``stn(x)``.
+
+Convention:
+    - Every model takes images in [0, 1] (background 0), shape (N, 1, H, W), and normalises them
+      inside with the dataset's constants (``stnlib.data.NORMALIZATION``, the only copy).
+    - ``normalize="after"`` (the default): the sampler warps the raw image, so a read outside it
+      sees 0, the true background, and the classifier gets the normalised *warped* image; the
+      localisation network also sees the normalised input. ``normalize="before"`` normalises first,
+      as the tutorial does; then zero padding inserts a bright frame (0 is brighter than the
+      normalised background, about -0.42) that an STN can learn to exploit by zooming out
+      (PITFALLS 4.8); use ``padding_mode="border"`` with it, or keep ``"after"``.
+    - ``theta`` is ``src_norm_trans_dst_norm`` with ``align_corners=False`` (as in
+      ``stnlib.geometry``): (N, 2, 3) for ``"affine"`` and ``"attention"``, (N, 3, 3) for
+      ``"projective"`` (a homography; see ``stnlib.warps.projective_grid``).
+    - ``sampler="torch"`` uses ``torch.nn.functional.affine_grid``/``grid_sample``;
+      ``sampler="stnlib"`` the course's hand-built ones from ``stnlib.sampling`` (same results).
+    - Models return logits (:class:`TutorialNet` returns log-probabilities, as the tutorial does;
+      ``F.cross_entropy`` gives the same loss on either).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import sampling
+from .data import DATASETS, NORMALIZATION
+from .validation import check_choice, check_floating, check_shape, check_size
+from .warps import projective_grid
+
+__all__ = [
+    "TRANSFORMS",
+    "SAMPLERS",
+    "PLACEMENTS",
+    "PADDING_MODES",
+    "MODELS",
+    "Normalize",
+    "params_to_theta",
+    "localization_net",
+    "SpatialTransformer",
+    "ConvClassifier",
+    "STNClassifier",
+    "CNNClassifier",
+    "matched_cnn",
+    "TutorialNet",
+    "build_model",
+    "count_parameters",
+]
+
+TRANSFORMS = ("affine", "attention", "projective")
+SAMPLERS = ("torch", "stnlib")
+PLACEMENTS = ("after", "before")
+PADDING_MODES = ("zeros", "border", "reflection")
+MODELS = ("stn", "cnn", "tutorial", "tutorial-cnn")
+
+#: What the regression layer outputs for each transform, and its identity value (the bias at init).
+IDENTITY_PARAMS = {
+    "affine": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],  # theta row by row
+    "attention": [1.0, 0.0, 0.0],  # (scale, tx, ty)
+    "projective": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],  # homography row by row, h33 = 1
+}
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std with fixed constants (buffers, saved in checkpoints); any shape."""
+
+    def __init__(self, mean: float, std: float):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """Undo :meth:`forward`: x * std + mean."""
+        return x * self.std + self.mean
+
+
+def params_to_theta(params: torch.Tensor, transform: str) -> torch.Tensor:
+    """Turn the regression layer's output into a transform matrix.
+
+    Args:
+        params: (N, P) with P = 6 (affine), 3 (attention: scale s, tx, ty) or 8 (projective).
+        transform: ``"affine"``, ``"attention"`` or ``"projective"``.
+
+    Returns:
+        (N, 2, 3) theta for affine and attention (``[[s, 0, tx], [0, s, ty]]``),
+        (N, 3, 3) homography for projective (the 8 values row by row, then 1).
+
+    Example:
+        >>> params_to_theta(torch.tensor([[0.5, 0.1, -0.2]]), "attention")
+        tensor([[[ 0.5000,  0.0000,  0.1000],
+                 [ 0.0000,  0.5000, -0.2000]]])
+    """
+    check_choice(transform, TRANSFORMS, "transform")
+    check_floating(params, "params")
+    size = len(IDENTITY_PARAMS[transform])
+    check_shape(params, f"N,{size}", name="params")
+    if transform == "affine":
+        return params.view(-1, 2, 3)
+    if transform == "attention":
+        scale, tx, ty = params.unbind(1)
+        zero = torch.zeros_like(scale)
+        return torch.stack([torch.stack([scale, zero, tx], 1), torch.stack([zero, scale, ty], 1)], 1)
+    return torch.cat([params, torch.ones_like(params[:, :1])], 1).view(-1, 3, 3)
+
+
+def localization_net(
+    in_size, *, channels=(20, 20), kernel: int = 5, downsample: int = 2, in_channels: int = 1
+) -> nn.Sequential:
+    """The paper's ST-CNN localisation network (convolutional part).
+
+    ``downsample`` x average pooling, then conv(k) -> max-pool 2 -> ReLU -> conv(k) -> ReLU,
+    flattened: two 5x5 layers of 20 filters on a 2x downsampled input, as in the paper's appendix.
+
+    Args:
+        in_size: (H, W) of the input.
+        channels: filters of the two conv layers.
+        kernel: kernel size of both.
+        downsample: average-pooling factor first (1: none).
+
+    Returns:
+        ``nn.Sequential`` mapping (N, C, H, W) to (N, F) features.
+    """
+    height, width = check_size(in_size, "in_size", 2)
+    c1, c2 = channels
+    layers = [nn.AvgPool2d(downsample)] if downsample > 1 else []
+    layers += [
+        nn.Conv2d(in_channels, c1, kernel_size=kernel),
+        nn.MaxPool2d(2, stride=2),
+        nn.ReLU(True),
+        nn.Conv2d(c1, c2, kernel_size=kernel),
+        nn.ReLU(True),
+        nn.Flatten(),
+    ]
+    side = min(height, width) // max(downsample, 1)
+    if (side - kernel + 1) // 2 - kernel + 1 < 1:
+        raise ValueError(
+            f"in_size is too small for this localisation net (downsample {downsample}, kernel {kernel}); "
+            f"got {(height, width)}"
+        )
+    return nn.Sequential(*layers)
+
+
+def _output_features(net: nn.Module, in_channels: int, in_size) -> int:
+    """How many features ``net`` outputs per sample for an (in_channels, *in_size) input."""
+    with torch.no_grad():
+        return int(net(torch.zeros(1, in_channels, *in_size)).flatten(1).shape[1])
+
+
+def _affine_grid(theta, size, align_corners, sampler):
+    if sampler == "stnlib":
+        return sampling.affine_grid(theta, size, align_corners=align_corners)
+    return F.affine_grid(theta, size, align_corners=align_corners)
+
+
+def _grid_sample(x, grid, padding_mode, align_corners, sampler):
+    if sampler == "stnlib":
+        return sampling.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=align_corners)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=align_corners)
+
+
+class SpatialTransformer(nn.Module):
+    """Localisation network -> theta -> sampling grid -> sampler (the paper's Figure 2).
+
+    Args:
+        in_size: (H, W) of the input.
+        transform: ``"affine"`` (6 parameters), ``"attention"`` (scale + translation, 3) or
+            ``"projective"`` (8).
+        out_size: (H, W) of the output (default ``in_size``). Smaller than the input, the
+            transformer crops: at the identity it shows the whole input, downsampled.
+        localization: the convolutional part, (N, C, H, W) -> (N, F); default
+            :func:`localization_net`.
+        loc_hidden: width of the hidden layer of ``fc_loc``.
+        sampler: ``"torch"`` or ``"stnlib"`` (the hand-built sampler of Part I).
+        padding_mode: what reads outside the input see (``"zeros"``, ``"border"``, ``"reflection"``).
+        align_corners: passed to the grid generator and the sampler.
+        in_channels: channels of the input.
+
+    Shapes:
+        ``forward(x)``: (N, C, H, W) -> (N, C, *out_size). ``theta(x)``: (N, 2, 3) or (N, 3, 3).
+    """
+
+    def __init__(
+        self,
+        in_size,
+        *,
+        transform: str = "affine",
+        out_size=None,
+        localization: nn.Module | None = None,
+        loc_hidden: int = 32,
+        sampler: str = "torch",
+        padding_mode: str = "zeros",
+        align_corners: bool = False,
+        in_channels: int = 1,
+    ):
+        super().__init__()
+        self.in_size = check_size(in_size, "in_size", 2)
+        self.out_size = self.in_size if out_size is None else check_size(out_size, "out_size", 2)
+        self.transform = check_choice(transform, TRANSFORMS, "transform")
+        self.sampler = check_choice(sampler, SAMPLERS, "sampler")
+        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
+        self.align_corners = bool(align_corners)
+        self.in_channels = in_channels
+        if localization is None:
+            localization = localization_net(self.in_size, in_channels=in_channels)
+        self.localization = localization
+        features = _output_features(self.localization, in_channels, self.in_size)
+        identity = IDENTITY_PARAMS[transform]
+        self.fc_loc = nn.Sequential(
+            nn.Linear(features, loc_hidden), nn.ReLU(True), nn.Linear(loc_hidden, len(identity))
+        )
+        self.reset_to_identity()
+
+    def reset_to_identity(self) -> None:
+        """Identity initialisation: the last ``fc_loc`` layer outputs the identity for any input."""
+        last = self.fc_loc[-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor(IDENTITY_PARAMS[self.transform], dtype=last.bias.dtype))
+
+    def theta(self, x: torch.Tensor) -> torch.Tensor:
+        """The transform predicted for each input: (N, C, H, W) -> (N, 2, 3) or (N, 3, 3)."""
+        check_floating(x, "x")
+        check_shape(x, f"N,{self.in_channels},{self.in_size[0]},{self.in_size[1]}", name="x")
+        return params_to_theta(self.fc_loc(self.localization(x).flatten(1)), self.transform)
+
+    def grid(self, theta: torch.Tensor) -> torch.Tensor:
+        """Sampling grid (N, H_out, W_out, 2) for a batch of ``theta``."""
+        size = (theta.shape[0], self.in_channels, *self.out_size)
+        if self.transform == "projective":
+            return projective_grid(theta, size, align_corners=self.align_corners)
+        return _affine_grid(theta, size, self.align_corners, self.sampler)
+
+    def sample(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Warp ``x`` (N, C, H, W) with a given ``theta``: (N, C, H_out, W_out)."""
+        return _grid_sample(x, self.grid(theta), self.padding_mode, self.align_corners, self.sampler)
+
+    def forward(self, x: torch.Tensor, loc_input: torch.Tensor | None = None) -> torch.Tensor:
+        """Warp ``x`` with the theta predicted from ``loc_input`` (default: ``x`` itself)."""
+        return self.sample(x, self.theta(x if loc_input is None else loc_input))
+
+
+class ConvClassifier(nn.Module):
+    """conv(k5) -> max-pool 2 -> ReLU -> conv(k5) -> max-pool 2 -> ReLU -> fc -> ReLU -> fc.
+
+    Two convolutions and two max-pooling layers, as the paper's CNNs; no padding, and pooling
+    before ReLU (the same result, cheaper), as the tutorial. A 28x28 input gives 4x4 maps.
+
+    Args:
+        in_size: (H, W) of its input.
+        channels: filters of the two conv layers.
+        hidden: width of the hidden fully connected layer.
+        num_classes: outputs.
+
+    Shapes:
+        (N, 1, H, W) normalised images -> (N, num_classes) logits.
+    """
+
+    def __init__(self, in_size, *, channels=(16, 32), hidden: int = 64, num_classes: int = 10, in_channels: int = 1):
+        super().__init__()
+        self.in_size = check_size(in_size, "in_size", 2)
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, kernel_size=5),
+            nn.MaxPool2d(2),
+            nn.ReLU(True),
+            nn.Conv2d(c1, c2, kernel_size=5),
+            nn.MaxPool2d(2),
+            nn.ReLU(True),
+            nn.Flatten(),
+        )
+        features = _output_features(self.features, in_channels, self.in_size)
+        self.head = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(True), nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _normalizer(dataset: str, normalize: str) -> Normalize:
+    check_choice(dataset, DATASETS, "dataset")
+    check_choice(normalize, PLACEMENTS, "normalize")
+    return Normalize(*NORMALIZATION[dataset])
+
+
+class STNClassifier(nn.Module):
+    """ST-CNN: a spatial transformer in front of a small CNN classifier.
+
+    Args:
+        in_size: (H, W) of the input images, e.g. (42, 42) for RTS.
+        transform: ``"affine"``, ``"attention"`` or ``"projective"``.
+        out_size: (H, W) the transformer outputs and the classifier sees (default (28, 28):
+            the size of an undistorted digit, so the ideal transformer undoes the distortion).
+        dataset: whose normalisation constants to use.
+        normalize: ``"after"`` (default) or ``"before"`` the transformer (see the module docstring).
+        sampler, padding_mode, align_corners: passed to :class:`SpatialTransformer`.
+        channels, hidden: of the :class:`ConvClassifier`.
+        loc_channels, loc_hidden: of the localisation network.
+
+    Shapes:
+        ``forward``: (N, 1, H, W) in [0, 1] -> (N, 10) logits. ``stn``: -> (N, 1, *out_size) in the
+        input's units. ``theta``: -> (N, 2, 3) or (N, 3, 3).
+    """
+
+    def __init__(
+        self,
+        in_size=(42, 42),
+        *,
+        transform: str = "affine",
+        out_size=(28, 28),
+        dataset: str = "mnist",
+        normalize: str = "after",
+        sampler: str = "torch",
+        padding_mode: str = "zeros",
+        align_corners: bool = False,
+        channels=(16, 32),
+        hidden: int = 64,
+        loc_channels=(20, 20),
+        loc_hidden: int = 32,
+        num_classes: int = 10,
+    ):
+        super().__init__()
+        self.norm = _normalizer(dataset, normalize)
+        self.normalize = normalize
+        in_size = check_size(in_size, "in_size", 2)
+        self.transformer = SpatialTransformer(
+            in_size,
+            transform=transform,
+            out_size=out_size,
+            localization=localization_net(in_size, channels=loc_channels),
+            loc_hidden=loc_hidden,
+            sampler=sampler,
+            padding_mode=padding_mode,
+            align_corners=align_corners,
+        )
+        self.classifier = ConvClassifier(
+            self.transformer.out_size, channels=channels, hidden=hidden, num_classes=num_classes
+        )
+
+    @property
+    def localization(self) -> nn.Module:
+        """The convolutional part of the localisation network (as in the tutorial)."""
+        return self.transformer.localization
+
+    @property
+    def fc_loc(self) -> nn.Module:
+        """The regression part of the localisation network (as in the tutorial)."""
+        return self.transformer.fc_loc
+
+    def localization_parameters(self):
+        """Parameters of the localisation network (``localization`` and ``fc_loc``), for their own learning rate."""
+        return list(self.transformer.parameters())
+
+    def theta(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) images in [0, 1] -> the predicted theta (N, 2, 3) or homography (N, 3, 3)."""
+        return self.transformer.theta(self.norm(x))
+
+    def _warp(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's input: the warped, normalised image (N, 1, *out_size)."""
+        z = self.norm(x)
+        if self.normalize == "before":
+            return self.transformer(z)
+        return self.norm(self.transformer(x, loc_input=z))
+
+    def stn(self, x: torch.Tensor) -> torch.Tensor:
+        """The transformer's output in the input's units ([0, 1]), for display: (N, 1, *out_size)."""
+        return self.norm.inverse(self._warp(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self._warp(x))
+
+
+class CNNClassifier(nn.Module):
+    """The baseline: :class:`ConvClassifier` on the normalised input, with no transformer.
+
+    Args:
+        in_size: (H, W) of the input images.
+        dataset: whose normalisation constants to use.
+        channels, hidden, num_classes: of the :class:`ConvClassifier`.
+
+    Shapes:
+        (N, 1, H, W) in [0, 1] -> (N, num_classes) logits.
+    """
+
+    def __init__(
+        self, in_size=(42, 42), *, dataset: str = "mnist", channels=(16, 32), hidden: int = 64, num_classes: int = 10
+    ):
+        super().__init__()
+        self.norm = _normalizer(dataset, "after")
+        self.classifier = ConvClassifier(in_size, channels=channels, hidden=hidden, num_classes=num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.norm(x))
+
+
+def matched_cnn(stn: STNClassifier, *, in_size=None, dataset: str = "mnist", channels=None) -> CNNClassifier:
+    """A :class:`CNNClassifier` with about as many parameters as ``stn`` (the paper's fair comparison).
+
+    The convolutions keep ``stn``'s classifier widths; the hidden fully connected layer is
+    widened (or narrowed) so that the total parameter count is the closest possible.
+
+    Args:
+        stn: the model to match.
+        in_size: (H, W) of the input (default: the transformer's input size).
+        dataset: whose normalisation constants to use.
+        channels: conv widths (default: those of ``stn.classifier``).
+
+    Returns:
+        :class:`CNNClassifier`.
+    """
+    in_size = stn.transformer.in_size if in_size is None else in_size
+    convs = [m for m in stn.classifier.features if isinstance(m, nn.Conv2d)]
+    channels = channels or (convs[0].out_channels, convs[1].out_channels)
+    num_classes = stn.classifier.head[-1].out_features
+    probe = CNNClassifier(in_size, dataset=dataset, channels=channels, hidden=1, num_classes=num_classes)
+    conv_params = count_parameters(probe.classifier.features)
+    features = probe.classifier.head[0].in_features
+    # total(h) = conv_params + (features + 1) h + (h + 1) num_classes, linear in h.
+    per_hidden = features + 1 + num_classes
+    hidden = max(1, round((count_parameters(stn) - conv_params - num_classes) / per_hidden))
+    return CNNClassifier(in_size, dataset=dataset, channels=channels, hidden=hidden, num_classes=num_classes)
+
+
+class TutorialNet(nn.Module):
+    """The PyTorch STN tutorial's network, layer for layer (``spatial_transformer_tutorial.py``).
+
+    Classifier: conv(1->10, k5) -> max-pool 2 -> ReLU -> conv(10->20, k5) -> Dropout2d -> max-pool 2
+    -> ReLU -> fc(320->50) -> ReLU -> dropout -> fc(50->10) -> log-softmax. Localisation:
+    conv(1->8, k7) -> max-pool 2 -> ReLU -> conv(8->10, k5) -> max-pool 2 -> ReLU, then
+    ``fc_loc``: fc(90->32) -> ReLU -> fc(32->6), identity-initialised. The sizes 320 and 90 hold for
+    28x28 inputs; other sizes (42x42 for RTS) give other fully connected input sizes. Layers are
+    created in the tutorial's order, so a seed gives the tutorial's initial weights.
+
+    Differences, all optional: the tutorial normalises in the data pipeline, before the
+    transformer; here the model normalises (``normalize="before"`` reproduces the tutorial), and
+    ``align_corners=False`` is passed explicitly (the tutorial relies on that default).
+
+    Args:
+        in_size: (H, W) of the input.
+        use_stn: False gives the tutorial's classifier alone (no transformer).
+        dataset, normalize, sampler, padding_mode: as :class:`STNClassifier`.
+
+    Shapes:
+        (N, 1, H, W) in [0, 1] -> (N, 10) log-probabilities.
+    """
+
+    def __init__(
+        self,
+        in_size=(28, 28),
+        *,
+        use_stn: bool = True,
+        dataset: str = "mnist",
+        normalize: str = "before",
+        sampler: str = "torch",
+        padding_mode: str = "zeros",
+    ):
+        super().__init__()
+        height, width = check_size(in_size, "in_size", 2)
+        self.in_size = (height, width)
+        self.use_stn = use_stn
+        self.normalize = normalize
+        self.sampler = check_choice(sampler, SAMPLERS, "sampler")
+        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
+        self.norm = _normalizer(dataset, normalize)
+        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+        self.conv2_drop = nn.Dropout2d()
+        self.fc_features = 20 * (((height - 4) // 2 - 4) // 2) * (((width - 4) // 2 - 4) // 2)
+        self.fc1 = nn.Linear(self.fc_features, 50)
+        self.fc2 = nn.Linear(50, 10)
+        if use_stn:
+            self.localization = nn.Sequential(
+                nn.Conv2d(1, 8, kernel_size=7),
+                nn.MaxPool2d(2, stride=2),
+                nn.ReLU(True),
+                nn.Conv2d(8, 10, kernel_size=5),
+                nn.MaxPool2d(2, stride=2),
+                nn.ReLU(True),
+            )
+            self.loc_features = 10 * (((height - 6) // 2 - 4) // 2) * (((width - 6) // 2 - 4) // 2)
+            self.fc_loc = nn.Sequential(nn.Linear(self.loc_features, 32), nn.ReLU(True), nn.Linear(32, 3 * 2))
+            self.fc_loc[2].weight.data.zero_()
+            self.fc_loc[2].bias.data.copy_(torch.tensor([1, 0, 0, 0, 1, 0], dtype=torch.float))
+
+    def localization_parameters(self):
+        """Parameters of ``localization`` and ``fc_loc`` (empty without a transformer)."""
+        if not self.use_stn:
+            return []
+        return list(self.localization.parameters()) + list(self.fc_loc.parameters())
+
+    def theta(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) images in [0, 1] -> theta (N, 2, 3)."""
+        if not self.use_stn:
+            raise ValueError("theta needs a transformer; this TutorialNet has use_stn=False")
+        xs = self.localization(self.norm(x))
+        return self.fc_loc(xs.view(-1, self.loc_features)).view(-1, 2, 3)
+
+    def _warp(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.norm(x)
+        if not self.use_stn:
+            return z
+        theta = self.fc_loc(self.localization(z).view(-1, self.loc_features)).view(-1, 2, 3)
+        source = z if self.normalize == "before" else x
+        grid = _affine_grid(theta, source.size(), False, self.sampler)
+        warped = _grid_sample(source, grid, self.padding_mode, False, self.sampler)
+        return warped if self.normalize == "before" else self.norm(warped)
+
+    def stn(self, x: torch.Tensor) -> torch.Tensor:
+        """The transformer's output in the input's units ([0, 1]), for display: (N, 1, H, W)."""
+        return self.norm.inverse(self._warp(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._warp(x)
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = x.view(-1, self.fc_features)
+        x = F.relu(self.fc1(x))
+        x = F.dropout(x, training=self.training)
+        x = self.fc2(x)
+        return F.log_softmax(x, dim=1)
+
+
+def build_model(
+    name: str = "stn",
+    *,
+    in_size=(42, 42),
+    dataset: str = "mnist",
+    transform: str = "affine",
+    out_size=(28, 28),
+    normalize: str | None = None,
+    sampler: str = "torch",
+    padding_mode: str = "zeros",
+) -> nn.Module:
+    """Build one of :data:`MODELS` by name (what ``python -m stnlib.train --model`` does).
+
+    Args:
+        name: ``"stn"`` (:class:`STNClassifier`), ``"cnn"`` (:func:`matched_cnn` of the STN that
+            these arguments describe), ``"tutorial"`` (:class:`TutorialNet`) or ``"tutorial-cnn"``
+            (its classifier alone).
+        in_size: (H, W) of the input.
+        dataset: whose normalisation constants to use.
+        transform, out_size: of the STN (``"stn"`` and ``"cnn"``; the tutorial net is affine and
+            keeps the input size).
+        normalize: ``"after"`` or ``"before"``; default ``"after"``, but ``"before"`` for the tutorial models.
+        sampler, padding_mode: of the transformer.
+
+    Returns:
+        the model, in training mode, on the CPU.
+    """
+    check_choice(name, MODELS, "name")
+    if name in ("tutorial", "tutorial-cnn"):
+        return TutorialNet(
+            in_size, use_stn=name == "tutorial", dataset=dataset, normalize=normalize or "before",
+            sampler=sampler, padding_mode=padding_mode,
+        )
+    stn = STNClassifier(
+        in_size, transform=transform, out_size=out_size, dataset=dataset, normalize=normalize or "after",
+        sampler=sampler, padding_mode=padding_mode,
+    )
+    return stn if name == "stn" else matched_cnn(stn, dataset=dataset)

@@ -1,0 +1,531 @@
+"""Training, evaluation, checkpoints and the command line of Part III.
+
+Introduced in notebook 05 (training an STN); notebook 06 and the benchmarks reuse it.
+
+A :class:`Recipe` holds every choice that shapes a run: the model (``stn``, ``cnn``, ``tutorial``,
+``tutorial-cnn``), the optimiser, the learning-rate schedule, the localisation network's learning
+rate as a multiple of the base rate, batch size, epochs, where normalisation sits and the padding
+of the sampler. ``RECIPES`` names two of them:
+
+- ``"default"``: stnlib's recipe. An STN with the paper's small localisation network on a 2x
+  downsampled input, output 28x28, normalisation after the transformer; Adam (peak lr 3e-3) with a
+  one-cycle schedule, the localisation network at 0.3 of the rate, batch 64, 8 epochs. (On the
+  offline 4,000-digit RTS set, 0.3 beat 0.1 and batch 64 beat 128, one seed each.)
+- ``"tutorial"``: the PyTorch tutorial as published: its network (:class:`stnlib.models.TutorialNet`),
+  normalisation before the transformer with zero padding, SGD at lr 0.01 without momentum, one rate
+  for every layer, batch 64, 20 epochs.
+
+Runs are seeded and reproducible on the CPU: the same seed gives the same metrics (apart from
+the timings). Progress bars come from ``tqdm.auto`` (widgets in JupyterLab, text in a terminal)
+and are off when ``STN_FAST=1`` or ``CI`` is set.
+
+Command line (prints the final test error, saves a checkpoint and a metrics JSON)::
+
+    python -m stnlib.train --dataset mnist --distortion rts --model stn --epochs 8
+    python -m stnlib.train --recipe tutorial --distortion rts
+    python -m stnlib.train --epochs 1 --limit 256          # a smoke test in seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import config
+from .data import CANVAS_SIZE, DATASETS, DISTORTIONS, load_datasets
+from .models import MODELS, PADDING_MODES, PLACEMENTS, SAMPLERS, TRANSFORMS, build_model, count_parameters
+from .validation import check_choice
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Recipe",
+    "RECIPES",
+    "get_recipe",
+    "resolve_device",
+    "model_for",
+    "make_optimizer",
+    "make_scheduler",
+    "theta_stats",
+    "evaluate",
+    "train",
+    "metrics_path",
+    "save_checkpoint",
+    "load_checkpoint",
+    "fit_or_load",
+    "main",
+]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "onecycle", "step")
+TIME_KEYS = ("wall_time_s", "seconds")  # the only entries of the metrics that differ between identical runs
+
+
+@dataclasses.dataclass
+class Recipe:
+    """Every choice of a training run (see the module docstring for the two named ones).
+
+    Attributes:
+        model: one of ``stnlib.models.MODELS``.
+        transform: ``"affine"``, ``"attention"`` or ``"projective"`` (``"stn"`` and ``"cnn"`` models).
+        out_size: side of the transformer's square output (``"stn"`` and ``"cnn"`` models).
+        normalize: ``"after"`` or ``"before"`` the transformer.
+        padding_mode: the sampler's padding: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        sampler: ``"torch"`` or ``"stnlib"`` (the hand-built one; slower, same results).
+        optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
+        lr: base learning rate (the peak of the one-cycle schedule).
+        momentum: SGD momentum.
+        weight_decay: weight decay of every parameter.
+        schedule: ``"constant"``, ``"onecycle"`` (warm up for 30 % of the steps, then anneal),
+            or ``"step"`` (divide by 10 after a third and after two thirds of the steps, as the paper).
+        loc_lr_mult: the localisation network's learning rate as a multiple of ``lr``.
+        batch_size: training batch size.
+        epochs: passes over the training set.
+        grad_clip: clip the gradient norm to this value (None: no clipping).
+    """
+
+    model: str = "stn"
+    transform: str = "affine"
+    out_size: int = 28
+    normalize: str = "after"
+    padding_mode: str = "zeros"
+    sampler: str = "torch"
+    optimizer: str = "adam"
+    lr: float = 3e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str = "onecycle"
+    loc_lr_mult: float = 0.3
+    batch_size: int = 64
+    epochs: int = 8
+    grad_clip: float | None = None
+
+    def __post_init__(self):
+        check_choice(self.model, MODELS, "model")
+        check_choice(self.transform, TRANSFORMS, "transform")
+        check_choice(self.normalize, PLACEMENTS, "normalize")
+        check_choice(self.padding_mode, PADDING_MODES, "padding_mode")
+        check_choice(self.sampler, SAMPLERS, "sampler")
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        check_choice(self.schedule, SCHEDULES, "schedule")
+        for name in ("lr", "loc_lr_mult", "batch_size", "epochs", "out_size"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+
+
+RECIPES = {
+    "default": Recipe(),
+    "tutorial": Recipe(
+        model="tutorial", normalize="before", padding_mode="zeros", optimizer="sgd", lr=0.01, momentum=0.0,
+        schedule="constant", loc_lr_mult=1.0, batch_size=64, epochs=20,
+    ),
+}
+
+
+def get_recipe(name: str = "default", **overrides) -> Recipe:
+    """A copy of ``RECIPES[name]`` with some fields changed, e.g. ``get_recipe(epochs=2)``.
+
+    ``None`` values in ``overrides`` are ignored (so command-line defaults can pass through).
+    """
+    check_choice(name, tuple(RECIPES), "recipe")
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"overrides must be fields of Recipe ({', '.join(sorted(fields))}); got {', '.join(unknown)}")
+    return dataclasses.replace(RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when present, else the CPU; anything else is passed to ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def model_for(recipe: Recipe, data) -> nn.Module:
+    """Build the recipe's model for images like ``data``'s (uses ``data.image_size`` and ``data.dataset``)."""
+    return build_model(
+        recipe.model, in_size=data.image_size, dataset=getattr(data, "dataset", "mnist"), transform=recipe.transform,
+        out_size=(recipe.out_size, recipe.out_size), normalize=recipe.normalize, sampler=recipe.sampler,
+        padding_mode=recipe.padding_mode,
+    )
+
+
+# --------------------------------------------------------------------------- optimisation
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimiser, with the localisation network in its own parameter group.
+
+    Group 0 holds every other parameter at ``recipe.lr``; group 1 (if the model has a
+    ``localization_parameters()`` method) the localisation network at ``recipe.lr * recipe.loc_lr_mult``.
+    """
+    loc = list(model.localization_parameters()) if hasattr(model, "localization_parameters") else []
+    loc_ids = {id(p) for p in loc}
+    rest = [p for p in model.parameters() if id(p) not in loc_ids]
+    groups = [{"params": rest, "lr": recipe.lr}]
+    if loc:
+        groups.append({"params": loc, "lr": recipe.lr * recipe.loc_lr_mult})
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    cls = torch.optim.Adam if recipe.optimizer == "adam" else torch.optim.AdamW
+    return cls(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int):
+    """The recipe's learning-rate schedule, stepped once per batch."""
+    if recipe.schedule == "onecycle":
+        peaks = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=peaks, total_steps=max(total_steps, 2), pct_start=0.3
+        )
+    if recipe.schedule == "step":
+        milestones = [max(1, total_steps // 3), max(2, 2 * total_steps // 3)]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+# --------------------------------------------------------------------------- evaluation
+def _tensors(data):
+    """(images, labels) from a ``DistortedDigits`` or an ``(images, labels)`` pair."""
+    if isinstance(data, (tuple, list)):
+        return data[0], data[1]
+    return data.images, data.labels
+
+
+def _as_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+
+
+def theta_stats(theta: torch.Tensor) -> dict:
+    """Summary of a batch of transforms, to watch the localisation network (PITFALLS 4.7).
+
+    Args:
+        theta: (N, 2, 3) theta or (N, 3, 3) homography (its affine part, divided by h33, is used).
+
+    Returns:
+        dict of floats: ``det_mean``, ``det_min``, ``det_max`` of the 2x2 part (the area the
+        output covers, relative to the input; 1 at the identity; near 0 is a collapse) and
+        ``shift_mean``, the mean length of the translation (normalised units).
+    """
+    theta = theta.detach().double()
+    if theta.shape[-2:] == (3, 3):
+        theta = theta[:, :2, :] / theta[:, 2:, 2:]
+    det = torch.linalg.det(theta[:, :, :2])
+    return {
+        "det_mean": det.mean().item(),
+        "det_min": det.min().item(),
+        "det_max": det.max().item(),
+        "shift_mean": theta[:, :, 2].norm(dim=1).mean().item(),
+    }
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device="auto") -> dict:
+    """Loss, error and theta statistics of ``model`` on ``data``, in eval mode.
+
+    Args:
+        model: returns logits (or log-probabilities) for (N, 1, H, W) images in [0, 1].
+        data: a ``DistortedDigits`` or an ``(images, labels)`` pair (uint8 or float images).
+        batch_size: evaluation batch size.
+        device: where to run (``"auto"``: CUDA when present).
+
+    Returns:
+        dict: ``loss`` (mean cross-entropy), ``error`` (fraction misclassified), ``errors``
+        (count), ``n``, and ``theta`` (:func:`theta_stats`) when the model has a ``theta`` method
+        that works on it, else None.
+    """
+    device = resolve_device(device)
+    images, labels = _tensors(data)
+    was_training = model.training
+    model.eval()
+    total_loss, errors, thetas = 0.0, 0, []
+    with_theta = hasattr(model, "theta") and getattr(model, "use_stn", True)
+    for start in range(0, len(labels), batch_size):
+        x = _as_float(images[start:start + batch_size]).to(device)
+        y = labels[start:start + batch_size].to(device)
+        out = model(x)
+        total_loss += F.cross_entropy(out, y, reduction="sum").item()
+        errors += (out.argmax(1) != y).sum().item()
+        if with_theta:
+            thetas.append(model.theta(x).cpu())
+    model.train(was_training)
+    n = len(labels)
+    return {
+        "loss": total_loss / max(n, 1),
+        "error": errors / max(n, 1),
+        "errors": errors,
+        "n": n,
+        "theta": theta_stats(torch.cat(thetas)) if thetas else None,
+    }
+
+
+# --------------------------------------------------------------------------- training
+def _progress_enabled(progress: bool | None) -> bool:
+    if progress is not None:
+        return bool(progress)
+    return not (config.fast_mode() or os.environ.get("CI"))
+
+
+def _data_info(train_data, test_data) -> dict:
+    info = {key: getattr(train_data, key, None) for key in ("dataset", "distortion", "source", "seed")}
+    info.update(n_train=len(_tensors(train_data)[1]), n_test=len(_tensors(test_data)[1]))
+    return info
+
+
+def train(
+    model: nn.Module,
+    train_data,
+    test_data,
+    recipe: Recipe | None = None,
+    *,
+    seed: int = 0,
+    device="auto",
+    progress: bool | None = None,
+    verbose: bool = True,
+) -> dict:
+    """Train ``model`` with ``recipe`` and evaluate it on ``test_data`` after every epoch.
+
+    Seeds ``torch`` (dropout) and the shuffling with ``seed``; the model's initial weights are
+    the caller's (seed before building it). Uses cross-entropy on the model's output.
+
+    Args:
+        model: an ``stnlib.models`` model (any module mapping (N, 1, H, W) in [0, 1] to class scores).
+        train_data, test_data: ``DistortedDigits`` or ``(images, labels)`` pairs.
+        recipe: a :class:`Recipe` (default: ``RECIPES["default"]``); its model fields are not used here.
+        seed: seed of the run.
+        device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ...
+        progress: show a ``tqdm.auto`` progress bar; default: yes unless ``STN_FAST`` or ``CI`` is set.
+        verbose: print one line per epoch.
+
+    Returns:
+        metrics dict: ``recipe``, ``seed``, ``device``, ``data``, ``parameters``, ``history`` (one dict
+        per epoch: ``train_loss``, ``train_error``, ``test_loss``, ``test_error``, ``theta``, ``lr``,
+        ``seconds``), ``final_test_error``, ``final_test_loss``, ``wall_time_s``.
+
+    Raises:
+        RuntimeError: the loss became NaN or infinite (the localisation network diverged).
+    """
+    from tqdm.auto import tqdm
+
+    recipe = recipe or RECIPES["default"]
+    device = resolve_device(device)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    images, labels = _tensors(train_data)
+    images, labels = images.to(device), labels.to(device)
+    n = len(labels)
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    model.to(device).train()
+    optimizer = make_optimizer(model, recipe)
+    scheduler = make_scheduler(optimizer, recipe, recipe.epochs * steps_per_epoch)
+    history, start = [], time.perf_counter()
+    bar = tqdm(
+        total=recipe.epochs * steps_per_epoch, desc="training", unit="batch", disable=not _progress_enabled(progress)
+    )
+    say = tqdm.write if not bar.disable else print
+    for epoch in range(1, recipe.epochs + 1):
+        epoch_start, total_loss, errors = time.perf_counter(), 0.0, 0
+        model.train()
+        for index in torch.randperm(n, generator=generator).split(recipe.batch_size):
+            index = index.to(device)
+            x, y = _as_float(images[index]), labels[index]
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+            if not torch.isfinite(loss):
+                bar.close()
+                raise RuntimeError(
+                    f"training diverged: the loss is {loss.item()} in epoch {epoch}; "
+                    "lower lr or loc_lr_mult, or set grad_clip (PITFALLS 4.7)"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(y)
+            errors += (out.argmax(1) != y).sum().item()
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+        test = evaluate(model, test_data, device=device)
+        history.append({
+            "epoch": epoch,
+            "train_loss": total_loss / n,
+            "train_error": errors / n,
+            "test_loss": test["loss"],
+            "test_error": test["error"],
+            "theta": test["theta"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - epoch_start,
+        })
+        if verbose:
+            say(
+                f"epoch {epoch}/{recipe.epochs}: train loss {total_loss / n:.4f}, "
+                f"test error {100 * test['error']:.2f}% ({test['errors']}/{test['n']}), {history[-1]['seconds']:.1f} s"
+            )
+    bar.close()
+    model.eval()
+    return {
+        "recipe": dataclasses.asdict(recipe),
+        "seed": seed,
+        "device": str(device),
+        "data": _data_info(train_data, test_data),
+        "parameters": count_parameters(model),
+        "history": history,
+        "final_test_error": history[-1]["test_error"] if history else None,
+        "final_test_loss": history[-1]["test_loss"] if history else None,
+        "wall_time_s": time.perf_counter() - start,
+    }
+
+
+# --------------------------------------------------------------------------- checkpoints
+def metrics_path(ckpt_path) -> Path:
+    """Where the metrics JSON of a checkpoint lives: the same name with ``.json``."""
+    return Path(ckpt_path).with_suffix(".json")
+
+
+def save_checkpoint(ckpt_path, model: nn.Module, metrics: dict) -> Path:
+    """Save ``model``'s weights and ``metrics`` to ``ckpt_path``, and the metrics as JSON beside it.
+
+    Returns:
+        the path of the metrics JSON.
+    """
+    ckpt_path = Path(ckpt_path)
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    torch.save({"model_state": state, "metrics": metrics}, ckpt_path)
+    json_path = metrics_path(ckpt_path)
+    json_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return json_path
+
+
+def load_checkpoint(ckpt_path, model: nn.Module) -> dict:
+    """Load weights saved by :func:`save_checkpoint` into ``model`` (eval mode); return its metrics."""
+    checkpoint = torch.load(Path(ckpt_path), map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["model_state"])
+    model.eval()
+    return checkpoint["metrics"]
+
+
+def fit_or_load(
+    model: nn.Module,
+    ckpt_path,
+    train_data=None,
+    test_data=None,
+    recipe: Recipe | None = None,
+    *,
+    seed: int = 0,
+    device="auto",
+    retrain: bool = False,
+    **train_kwargs,
+) -> dict:
+    """Load ``ckpt_path`` into ``model`` if it exists, else train the model and save it there.
+
+    Args:
+        model: the model (built as the checkpoint's was).
+        ckpt_path: the checkpoint file (``.pt``); the metrics go to the same name with ``.json``.
+        train_data, test_data, recipe, seed, device, train_kwargs: passed to :func:`train`.
+        retrain: train (and overwrite) even if the checkpoint exists.
+
+    Returns:
+        the metrics (stored with the checkpoint, or of the new run). The model is in eval mode.
+    """
+    ckpt_path = Path(ckpt_path)
+    if ckpt_path.exists() and not retrain:
+        return load_checkpoint(ckpt_path, model)
+    if train_data is None or test_data is None:
+        raise ValueError(f"train_data and test_data must be given to train: there is no checkpoint at {ckpt_path}")
+    metrics = train(model, train_data, test_data, recipe, seed=seed, device=device, **train_kwargs)
+    save_checkpoint(ckpt_path, model, metrics)
+    return metrics
+
+
+# --------------------------------------------------------------------------- command line
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stnlib.train",
+        description="Train an STN (or a baseline) on (distorted) MNIST and print the final test error.",
+    )
+    parser.add_argument("--dataset", choices=DATASETS, default="mnist")
+    parser.add_argument("--distortion", choices=DISTORTIONS, default="rts")
+    parser.add_argument(
+        "--recipe", choices=tuple(RECIPES), default="default", help="named recipe the options below change"
+    )
+    parser.add_argument("--model", choices=MODELS)
+    parser.add_argument("--transform", choices=TRANSFORMS)
+    parser.add_argument("--out-size", type=int, help="side of the transformer's output")
+    parser.add_argument("--normalize", choices=PLACEMENTS)
+    parser.add_argument("--padding-mode", choices=PADDING_MODES)
+    parser.add_argument("--sampler", choices=SAMPLERS)
+    parser.add_argument("--optimizer", choices=OPTIMIZERS)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--momentum", type=float)
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--schedule", choices=SCHEDULES)
+    parser.add_argument("--loc-lr-mult", type=float, help="localisation network's learning rate / lr")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--grad-clip", type=float)
+    parser.add_argument("--limit", type=int, help="use only the first LIMIT samples of each split")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the run (weights, shuffling)")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the distortions")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads on the CPU")
+    parser.add_argument("--data-dir", help="data directory (default: $STN_DATA_DIR or data/)")
+    parser.add_argument("--offline", action="store_true", help="never download (as STN_OFFLINE=1)")
+    parser.add_argument("--out", help="checkpoint path (.pt; default artifacts/runs/<settings>.pt)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None) -> dict:
+    """The command line: ``python -m stnlib.train --help``. Returns the metrics."""
+    args = _parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {
+        name: getattr(args, name)
+        for name in ("model", "transform", "out_size", "normalize", "padding_mode", "sampler", "optimizer", "lr",
+                     "momentum", "weight_decay", "schedule", "loc_lr_mult", "batch_size", "epochs", "grad_clip")
+    }
+    recipe = get_recipe(args.recipe, **overrides)
+    train_data, test_data = load_datasets(
+        args.dataset, args.distortion, seed=args.data_seed, limit=args.limit, root=args.data_dir,
+        download=False if args.offline else None,
+    )
+    torch.manual_seed(args.seed)
+    model = model_for(recipe, train_data)
+    device = resolve_device(args.device)
+    size = CANVAS_SIZE[args.distortion]
+    print(
+        f"{args.dataset} ({train_data.source}), distortion {args.distortion} ({size}x{size}): "
+        f"{len(train_data):,} train / {len(test_data):,} test; model {recipe.model} "
+        f"({count_parameters(model):,} parameters), recipe {args.recipe}, device {device}",
+        flush=True,
+    )
+    progress = False if args.no_progress else None
+    metrics = train(model, train_data, test_data, recipe, seed=args.seed, device=device, progress=progress)
+    name = f"{args.dataset}-{args.distortion}-{recipe.model}-{args.recipe}-seed{args.seed}"
+    ckpt = Path(args.out) if args.out else Path("artifacts") / "runs" / f"{name}.pt"
+    json_path = save_checkpoint(ckpt, model, metrics)
+    history = metrics["history"][-1]
+    errors, n = round(history["test_error"] * len(test_data)), len(test_data)
+    print(f"checkpoint: {ckpt}; metrics: {json_path}")
+    print(
+        f"final test error: {100 * metrics['final_test_error']:.2f}% ({errors}/{n}) "
+        f"after {recipe.epochs} epochs in {metrics['wall_time_s']:.1f} s"
+    )
+    return metrics
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

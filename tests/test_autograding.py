@@ -1,0 +1,248 @@
+"""The classroom pipeline, end to end: real nbgrader, a real sqlite gradebook, no mocks.
+
+For every assignment, simulated students submit, nbgrader autogrades them, writes feedback
+and exports grades, and we check each score in the gradebook:
+
+- ``full``: the instructor's solution -> full marks;
+- ``blank``: the untouched release -> 0;
+- ``partial``: every other exercise solved -> exactly the points of those exercises;
+- ``loop_syntax``: an infinite loop in one exercise and a syntax error in another, the rest
+  solved, and a cell printing megabytes -> those two exercises 0, the others full, in bounded time;
+- ``tampered``: one unsolved exercise whose test cells were edited to pass, one solved exercise
+  whose test cells were deleted, the rest solved -> graded with the instructor's test cells;
+- ``delegate``: every exercise that can be answered by calling torch's ``affine_grid`` /
+  ``grid_sample`` or stnlib's reference does so, the rest solved -> 0 on those exercises.
+
+Slow (a few minutes): it runs every notebook several times through nbgrader.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from stnlib import release
+
+from nbutils import ROOT, SOLUTIONS
+
+pytestmark = pytest.mark.slow
+
+ASSIGNMENTS = release.assignments()
+
+# Bodies that answer an exercise by calling a reference implementation instead of writing it.
+# Keyed by the answer cell's grade_id; each must score 0. Every assignment with an exercise that
+# has a reference twin should appear here.
+DELEGATES: dict[str, str] = {}
+
+LOOP_BOUND_S = 150  # one student's autograde with an infinite loop (30 s cell timeout + kernel start)
+
+
+@dataclass
+class Exercise:
+    answer_id: str
+    solution: str  # the answer cell's source with the solution markers removed
+    tests: dict[str, float] = field(default_factory=dict)  # test grade_id -> points
+
+    @property
+    def points(self) -> float:
+        return sum(self.tests.values())
+
+
+def exercises(source_nb: Path) -> list[Exercise]:
+    """The exercises of an instructor notebook: each answer cell with the test cells after it."""
+    found: list[Exercise] = []
+    for cell in nbformat.read(source_nb, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta:
+            continue
+        if meta.get("solution"):
+            solved = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", "", cell.source, flags=re.M)
+            found.append(Exercise(meta["grade_id"], solved))
+        elif meta.get("grade"):
+            assert found, f"{source_nb.name}: test cell {meta['grade_id']} comes before any answer cell"
+            found[-1].tests[meta["grade_id"]] = float(meta["points"])
+    return [e for e in found if e.tests]
+
+
+def with_body(source: str, body: str) -> str:
+    """Replace the solution region of an answer cell by ``body`` (indented like the markers)."""
+    match = re.search(r"^([ \t]*)### BEGIN SOLUTION.*?### END SOLUTION[ \t]*$", source, flags=re.M | re.S)
+    assert match, "answer cell without solution markers"
+    indent = match.group(1)
+    return source[: match.start()] + "\n".join(indent + line for line in body.splitlines()) + source[match.end():]
+
+
+def answer_cells(nb) -> dict[str, nbformat.NotebookNode]:
+    return {c.metadata.nbgrader["grade_id"]: c for c in nb.cells
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def make_submission(name: str, release_nb: Path, source_nb: Path, exs: list[Exercise]):
+    """Build one simulated student's notebook; return it and the expected score per test cell."""
+    nb = nbformat.read(release_nb, as_version=4)
+    source = nbformat.read(source_nb, as_version=4)
+    answers = answer_cells(nb)
+    src_answers = answer_cells(source)
+    expected = {t: 0.0 for e in exs for t in e.tests}
+
+    def solve(e: Exercise):
+        answers[e.answer_id].source = e.solution
+        expected.update(e.tests)
+
+    if name == "full":
+        for e in exs:
+            solve(e)
+    elif name == "partial":
+        for e in exs[::2]:
+            solve(e)
+    elif name == "loop_syntax":
+        for e in exs[2:]:
+            solve(e)
+        answers[exs[0].answer_id].source = with_body(src_answers[exs[0].answer_id].source, "while True:\n    pass")
+        answers[exs[1].answer_id].source = exs[1].solution + "\nthis line is not python\n"
+        flood = nbformat.v4.new_code_cell('print("spam " * 600_000)  # about 3.6 MB of output')
+        nb.cells.insert(1, flood)
+    elif name == "tampered":
+        edited, deleted, rest = exs[0], exs[1], exs[2:]
+        for e in [deleted, *rest]:
+            solve(e)
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id in edited.tests:
+                cell.source = '"""edited by the student"""\nprint("all good")'
+        nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in deleted.tests]
+    elif name == "delegate":
+        for e in exs:
+            if e.answer_id in DELEGATES:
+                answers[e.answer_id].source = with_body(src_answers[e.answer_id].source, DELEGATES[e.answer_id])
+            else:
+                solve(e)
+    elif name != "blank":
+        raise ValueError(name)
+    return nb, expected
+
+
+STUDENTS = ["full", "blank", "partial", "loop_syntax", "tampered", "delegate"]
+
+
+def nbgrader(course: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    out = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    assert out.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """Build a course directory, release every assignment, submit, autograde, feedback, export."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copytree(SOLUTIONS, root / "source")
+    (root / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"load_subconfig({str(ROOT / 'nbgrader_config.py')!r})\n"
+        f"c.CourseDirectory.root = {str(root)!r}\n"
+        "c.CourseDirectory.source_directory = 'source'\n"
+        "c.CourseDirectory.release_directory = 'release'\n"
+        f"c.CourseDirectory.db_url = 'sqlite:///{root / 'gradebook.db'}'\n"
+    )
+    for student in STUDENTS:
+        nbgrader(root, "db", "student", "add", student)
+    expected, timings, structure = {}, {}, {}
+    for assignment in ASSIGNMENTS:
+        nbgrader(root, "generate_assignment", assignment, "--force")
+        for source_nb in sorted((root / "source" / assignment).glob("*.ipynb")):
+            exs = exercises(source_nb)
+            assert len(exs) >= 3, f"{source_nb.name}: the adversarial cases need at least 3 exercises"
+            structure[(assignment, source_nb.stem)] = exs
+            for student in STUDENTS:
+                nb, exp = make_submission(student, root / "release" / assignment / source_nb.name, source_nb, exs)
+                target = root / "submitted" / student / assignment / source_nb.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, target)
+                expected[(student, assignment, source_nb.stem)] = exp
+        for student in STUDENTS:
+            start = time.monotonic()
+            nbgrader(root, "autograde", assignment, "--student", student, "--force")
+            timings[(student, assignment)] = time.monotonic() - start
+        nbgrader(root, "generate_feedback", assignment, "--force")
+    nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    return dict(root=root, expected=expected, timings=timings, structure=structure)
+
+
+def gradebook_scores(root: Path) -> dict:
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for assignment in ASSIGNMENTS:
+            for student in STUDENTS:
+                submission = gb.find_submission(assignment, student)
+                for notebook in submission.notebooks:
+                    for grade in notebook.grades:
+                        scores[(student, assignment, notebook.name, grade.name)] = grade.score
+    return scores
+
+
+@pytest.fixture(scope="module")
+def scores(course):
+    return gradebook_scores(course["root"])
+
+
+def test_delegates_name_real_answer_cells(course):
+    known = {e.answer_id for exs in course["structure"].values() for e in exs}
+    assert set(DELEGATES) <= known, f"DELEGATES names unknown answer cells: {set(DELEGATES) - known}"
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_scores_in_gradebook(course, scores, student, assignment):
+    for (who, a, notebook), exp in course["expected"].items():
+        if who != student or a != assignment:
+            continue
+        got = {test_id: scores[(student, a, notebook, test_id)] for test_id in exp}
+        assert got == exp, f"{student} on {a}/{notebook}: expected {exp}, gradebook has {got}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_full_and_blank_totals(course, scores, assignment):
+    for (a, notebook), exs in course["structure"].items():
+        if a != assignment:
+            continue
+        total = sum(e.points for e in exs)
+        got_full = sum(s for (who, aa, nb, _), s in scores.items() if (who, aa, nb) == ("full", a, notebook))
+        got_blank = sum(s for (who, aa, nb, _), s in scores.items() if (who, aa, nb) == ("blank", a, notebook))
+        assert (got_full, got_blank) == (total, 0.0)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_infinite_loop_is_bounded(course, assignment):
+    assert course["timings"][("loop_syntax", assignment)] < LOOP_BOUND_S
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_html_for_every_student(course, assignment):
+    for student in STUDENTS:
+        files = list((course["root"] / "feedback" / student / assignment).glob("*.html"))
+        assert files, f"no feedback for {student} on {assignment}"
+        assert all(f.stat().st_size > 1000 for f in files)
+
+
+def test_gradebook_intact_and_export(course):
+    con = sqlite3.connect(course["root"] / "gradebook.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    with open(course["root"] / "grades.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["assignment"], r["student_id"]) for r in rows} == {(a, s) for a in ASSIGNMENTS for s in STUDENTS}

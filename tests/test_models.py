@@ -1,0 +1,184 @@
+"""Tests of stnlib.models (and the grids of stnlib.warps they use)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stnlib import models
+from stnlib.data import NORMALIZATION
+from stnlib.warps import projective_grid
+
+torch.set_num_threads(1)
+
+
+def _digits(n=4, size=28, seed=0):
+    """Blob-like images in [0, 1] with a black border, like digits."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(n, 1, size, size)
+    m = size // 4
+    x[:, :, m:-m, m:-m] = torch.rand(n, 1, size - 2 * m, size - 2 * m, generator=g)
+    return x
+
+
+def _set_theta(model, params):
+    """Make the (untrained) localisation network output ``params`` for every input."""
+    with torch.no_grad():
+        model.fc_loc[-1].bias.copy_(torch.tensor(params))
+
+
+class TestIdentityInit:
+    @pytest.mark.parametrize("transform", models.TRANSFORMS)
+    def test_output_equals_input(self, transform):
+        torch.manual_seed(0)
+        model = models.STNClassifier((28, 28), transform=transform, out_size=(28, 28))
+        x = _digits()
+        theta = model.theta(x)
+        eye = torch.eye(3)[:2] if transform != "projective" else torch.eye(3)
+        torch.testing.assert_close(theta, eye.expand_as(theta), atol=0, rtol=0)
+        torch.testing.assert_close(model.stn(x), x, atol=1e-5, rtol=0)  # up to sampling round-off
+
+    def test_last_layer_is_zero_with_identity_bias(self):
+        model = models.STNClassifier((42, 42))
+        assert torch.count_nonzero(model.fc_loc[-1].weight) == 0
+        assert model.fc_loc[-1].bias.tolist() == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+    def test_smaller_output_shows_whole_input(self):
+        """42x42 -> 28x28 at the identity: the same as resampling the whole canvas."""
+        model = models.STNClassifier((42, 42), out_size=(28, 28))
+        x = _digits(size=42)
+        grid = F.affine_grid(torch.eye(2, 3).expand(4, 2, 3), (4, 1, 28, 28), align_corners=False)
+        expected = F.grid_sample(x, grid, align_corners=False)
+        torch.testing.assert_close(model.stn(x), expected, atol=1e-5, rtol=0)
+
+    def test_tutorial_net_identity(self):
+        model = models.TutorialNet((28, 28))
+        x = _digits()
+        torch.testing.assert_close(model.stn(x), x, atol=1e-5, rtol=0)
+
+
+class TestSamplerSwitch:
+    @pytest.mark.parametrize("transform", ["affine", "attention", "projective"])
+    def test_stnlib_sampler_matches_torch(self, transform):
+        torch.manual_seed(1)
+        a = models.STNClassifier((42, 42), transform=transform, sampler="torch")
+        b = models.STNClassifier((42, 42), transform=transform, sampler="stnlib")
+        with torch.no_grad():  # move theta off the identity so the sampler interpolates
+            a.fc_loc[-1].weight.normal_(0, 0.05)
+            a.fc_loc[-1].bias.add_(0.1 * torch.randn_like(a.fc_loc[-1].bias))
+        b.load_state_dict(a.state_dict())
+        x, y = _digits(size=42), torch.tensor([1, 2, 3, 4])
+        out_a, out_b = a(x), b(x)
+        torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=1e-4)
+        F.cross_entropy(out_a, y).backward()
+        F.cross_entropy(out_b, y).backward()
+        for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+            torch.testing.assert_close(pa.grad, pb.grad, atol=1e-5, rtol=1e-3, msg=lambda m: f"{name}: {m}")
+        assert a.fc_loc[-1].weight.grad.abs().sum() > 0  # the gradient reaches theta
+
+    def test_stnlib_sampler_is_the_hand_built_one(self, monkeypatch):
+        model = models.TutorialNet((28, 28), sampler="stnlib")
+        def forbidden(*args, **kwargs):
+            raise AssertionError("sampler='stnlib' must not call torch's affine_grid or grid_sample")
+
+        monkeypatch.setattr(F, "grid_sample", forbidden)
+        monkeypatch.setattr(F, "affine_grid", forbidden)
+        model(_digits())
+
+
+class TestTransforms:
+    def test_attention_theta(self):
+        theta = models.params_to_theta(torch.tensor([[0.5, 0.1, -0.2]]), "attention")
+        torch.testing.assert_close(theta, torch.tensor([[[0.5, 0.0, 0.1], [0.0, 0.5, -0.2]]]), atol=0, rtol=0)
+
+    def test_projective_with_affine_last_row_is_affine(self):
+        theta = torch.tensor([[[0.9, 0.2, 0.1], [-0.1, 1.1, 0.0]]])
+        homography = torch.cat([theta, torch.tensor([[[0.0, 0.0, 1.0]]])], 1)
+        for align in (False, True):
+            torch.testing.assert_close(
+                projective_grid(homography, (1, 1, 5, 7), align_corners=align),
+                F.affine_grid(theta, (1, 1, 5, 7), align_corners=align),
+            )
+
+    def test_zoom_by_half(self):
+        """Attention with s = 0.5 shows the central half of the input, twice as large."""
+        model = models.STNClassifier((28, 28), transform="attention", out_size=(28, 28))
+        _set_theta(model, [0.5, 0.0, 0.0])
+        x = torch.zeros(1, 1, 28, 28)
+        x[..., 7:21, 7:21] = 1.0  # a 14x14 square in the middle fills the output
+        assert model.stn(x)[..., 1:-1, 1:-1].min() > 0.99
+
+    def test_bad_arguments(self):
+        with pytest.raises(ValueError, match="transform must be one of 'affine', 'attention', 'projective'; got 'tps'"):
+            models.STNClassifier((28, 28), transform="tps")
+        with pytest.raises(ValueError, match="sampler must be one of"):
+            models.STNClassifier((28, 28), sampler="cuda")
+        with pytest.raises(ValueError, match=r"params must have shape \(N, 3\); got \(1, 6\)"):
+            models.params_to_theta(torch.zeros(1, 6), "attention")
+        with pytest.raises(ValueError, match=r"x must have shape \(N, 1, 42, 42\); got \(2, 1, 28, 28\)"):
+            models.STNClassifier((42, 42)).theta(torch.zeros(2, 1, 28, 28))
+        with pytest.raises(ValueError, match="in_size is too small"):
+            models.localization_net((20, 20))
+
+
+class TestNormalisationPlacement:
+    """PITFALLS 4.8: with normalisation before the transformer, zero padding inserts a bright frame."""
+
+    def test_after_pads_with_true_background(self):
+        model = models.STNClassifier((28, 28), normalize="after")
+        _set_theta(model, [2.0, 0.0, 0.0, 0.0, 2.0, 0.0])  # zoom out: the border reads outside
+        out = model.stn(_digits())
+        assert out[..., 0, :].abs().max() == 0  # background stays 0
+        z = model._warp(_digits())  # what the classifier sees: the normalised background everywhere
+        torch.testing.assert_close(z[..., 0, 0], torch.full_like(z[..., 0, 0], -0.1307 / 0.3081))
+
+    def test_before_with_zeros_makes_a_frame(self):
+        model = models.STNClassifier((28, 28), normalize="before", padding_mode="zeros")
+        _set_theta(model, [2.0, 0.0, 0.0, 0.0, 2.0, 0.0])
+        z = model._warp(_digits())
+        assert z[..., 0, 0].min() == 0  # 0 is brighter than the normalised background -0.42
+        assert torch.allclose(model.stn(_digits())[..., 0, 0], torch.tensor(0.1307))
+
+    def test_before_with_border_has_no_frame(self):
+        model = models.STNClassifier((28, 28), normalize="before", padding_mode="border")
+        _set_theta(model, [2.0, 0.0, 0.0, 0.0, 2.0, 0.0])
+        torch.testing.assert_close(model.stn(_digits())[..., 0, :], torch.zeros(4, 1, 28), atol=1e-6, rtol=0)
+
+    def test_constants_come_from_data(self):
+        model = models.STNClassifier((28, 28), dataset="fashion-mnist")
+        assert (model.norm.mean.item(), model.norm.std.item()) == pytest.approx(NORMALIZATION["fashion-mnist"])
+
+
+class TestSizes:
+    def test_tutorial_parameter_counts(self):
+        """The tutorial's numbers: classifier 21,840 (fc 320 -> 50) and localisation 5,520 (fc 90 -> 32)."""
+        tutorial = models.TutorialNet((28, 28))
+        assert (tutorial.fc_features, tutorial.loc_features) == (320, 90)
+        assert models.count_parameters(tutorial) == 27_360
+        assert sum(p.numel() for p in tutorial.localization_parameters()) == 5_520
+        assert models.count_parameters(models.TutorialNet((28, 28), use_stn=False)) == 21_840
+
+    def test_tutorial_layers_in_tutorial_order(self):
+        names = [name for name, _ in models.TutorialNet((28, 28)).named_children()]
+        assert names[1:] == ["conv1", "conv2", "conv2_drop", "fc1", "fc2", "localization", "fc_loc"]
+
+    @pytest.mark.parametrize("size", [28, 42, 60])
+    def test_cnn_matches_stn(self, size):
+        stn = models.build_model("stn", in_size=(size, size))
+        cnn = models.build_model("cnn", in_size=(size, size))
+        n_stn, n_cnn = models.count_parameters(stn), models.count_parameters(cnn)
+        assert abs(n_cnn - n_stn) / n_stn < 0.02, (n_stn, n_cnn)
+        assert cnn(torch.zeros(2, 1, size, size)).shape == (2, 10)
+
+    def test_localization_parameters(self):
+        model = models.STNClassifier((42, 42))
+        loc = {id(p) for p in model.localization_parameters()}
+        assert {id(p) for p in model.fc_loc.parameters()} <= loc
+        assert {id(p) for p in model.localization.parameters()} <= loc
+        assert loc.isdisjoint(id(p) for p in model.classifier.parameters())
+
+    @pytest.mark.parametrize("name", models.MODELS)
+    def test_build_model_runs(self, name):
+        model = models.build_model(name, in_size=(42, 42))
+        assert model(_digits(2, 42)).shape == (2, 10)

