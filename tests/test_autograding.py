@@ -43,7 +43,56 @@ ASSIGNMENTS = release.assignments()
 # Bodies that answer an exercise by calling a reference implementation instead of writing it.
 # Keyed by the answer cell's grade_id; each must score 0. Every assignment with an exercise that
 # has a reference twin should appear here.
-DELEGATES: dict[str, str] = {}
+_TO_NORM_TRUE = (
+    "h, w = image.shape\n"
+    "g = torch.tensor([[[[2 * x_pix / (w - 1) - 1, 2 * y_pix / (h - 1) - 1]]]], dtype=image.dtype)\n"
+)
+DELEGATES: dict[str, str] = {
+    # 01: stnlib.geometry (and the reference copies in stnlib.checks.nb01), torch.linalg.inv
+    "nb01_to_homogeneous": "from stnlib.checks import nb01\nreturn nb01.to_homogeneous_reference(points_xy)",
+    "nb01_from_homogeneous": "from stnlib.checks import nb01\nreturn nb01.from_homogeneous_reference(points_h)",
+    "nb01_rotation_by_hand": "from stnlib import geometry\nreturn geometry.rotation_matrix(angle_deg)",
+    "nb01_rotate_about": (
+        "from stnlib import geometry\n"
+        "return geometry.about_point(geometry.rotation_matrix(angle_deg), center_xy)"
+    ),
+    "nb01_invert_affine_by_hand": "return torch.linalg.inv(matrix)",
+    "nb01_matrix_from_theta": "from stnlib import geometry\nreturn geometry.theta_to_matrix(theta)",
+    # 02: stnlib.geometry and torch's affine_grid
+    "nb02_pixel_to_norm": (
+        "from stnlib import geometry\n"
+        "return geometry.pixel_to_normalised(xy_pix, size=size, align_corners=align_corners)"
+    ),
+    "nb02_norm_to_pixel": (
+        "from stnlib import geometry\n"
+        "return geometry.normalised_to_pixel(xy_norm, size=size, align_corners=align_corners)"
+    ),
+    "nb02_theta_shift_pixels": (
+        "from stnlib import geometry\n"
+        "move = geometry.translation_matrix(float(dx_pix), float(dy_pix))\n"
+        "return geometry.theta_from_pixel_transform(move, src_size=size, align_corners=align_corners)"
+    ),
+    "nb02_base_grid": (
+        "g = F.affine_grid(torch.eye(2, 3)[None], (1, 1, height, width), align_corners=align_corners)[0]\n"
+        "return torch.cat([g, torch.ones_like(g[..., :1])], dim=-1)"
+    ),
+    "nb02_affine_grid_by_hand": "return F.affine_grid(theta, size, align_corners=align_corners)",
+    # 03: torch's grid_sample (and its autograd), stnlib.sampling
+    "nb03_nearest_one": _TO_NORM_TRUE + "return F.grid_sample(image[None, None], g, mode='nearest', align_corners=True)[0, 0, 0, 0]",
+    "nb03_bilinear_one": _TO_NORM_TRUE + "return F.grid_sample(image[None, None], g, align_corners=True)[0, 0, 0, 0]",
+    "nb03_bilinear_sample": "return F.grid_sample(input, grid, align_corners=align_corners)",
+    "nb03_pad_coords": (
+        "from stnlib import sampling\n"
+        "return sampling.apply_padding(coord_pix, size, padding_mode, align_corners)"
+    ),
+    "nb03_bilinear_grad_one": (
+        "h, w = image.shape\n"
+        "xy = torch.tensor([x_pix, y_pix], dtype=image.dtype, requires_grad=True)\n"
+        "scale = torch.tensor([2 / (w - 1), 2 / (h - 1)], dtype=image.dtype)\n"
+        "v = F.grid_sample(image[None, None], (xy * scale - 1).view(1, 1, 1, 2), align_corners=True)\n"
+        "return torch.autograd.grad(v.sum(), xy)[0]"
+    ),
+}
 
 LOOP_BOUND_S = 150  # one student's autograde with an infinite loop (30 s cell timeout + kernel start)
 
@@ -203,6 +252,36 @@ def scores(course):
 def test_delegates_name_real_answer_cells(course):
     known = {e.answer_id for exs in course["structure"].values() for e in exs}
     assert set(DELEGATES) <= known, f"DELEGATES names unknown answer cells: {set(DELEGATES) - known}"
+
+
+# Guards besides reference_ops_blocked that a checks module uses, switched off below.
+EXTRA_GUARDS = {"nb01": ["_only_2x2_inverses"]}
+
+
+@pytest.mark.parametrize("answer_id", sorted(DELEGATES))
+def test_delegates_are_right_answers_but_for_the_block(answer_id):
+    """Each delegating answer passes its checks once the guards are off: its 0 comes from the guard."""
+    import contextlib
+    import importlib
+    import math
+    from unittest import mock
+
+    import torch
+    import torch.nn.functional as F
+
+    module_name = answer_id.split("_")[0]
+    module = importlib.import_module(f"stnlib.checks.{module_name}")
+    source_nb = next(SOLUTIONS.glob(f"{module_name[2:]}_*/*.ipynb"))
+    (exercise,) = [e for e in exercises(source_nb) if e.answer_id == answer_id]
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nbformat.read(source_nb, 4).cells}
+    ns = {"torch": torch, "F": F, "math": math, module_name: module}
+    exec(with_body(cells[answer_id], DELEGATES[answer_id]), ns)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(module, "reference_ops_blocked", contextlib.nullcontext))
+        for name in EXTRA_GUARDS.get(module_name, []):
+            stack.enter_context(mock.patch.object(module, name, lambda *a, **k: contextlib.nullcontext()))
+        for test_id in exercise.tests:
+            exec(cells[test_id], dict(ns))
 
 
 @pytest.mark.parametrize("student", STUDENTS)

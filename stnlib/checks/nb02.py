@@ -77,13 +77,17 @@ def _diagnose(got, mistakes) -> str | None:
     return None
 
 
-def _compare(got, expected, *, fn, on, atol, mistakes=(), diagnose=None) -> None:
+def _compare(got, expected, *, fn, on, atol, mistakes=(), diagnose=None, dtype=None) -> None:
     """``check_close``; on failure, add a ``Hint:`` line if ``diagnose`` (default ``got``) matches a typical mistake.
 
     Args:
         mistakes: pairs (hint, tensor or shape tuple) describing what a typical mistake returns.
         diagnose: what to hold against ``mistakes`` if not ``got`` itself (e.g. the theta behind an image).
+        dtype: if given, ``got`` must have this dtype (checked before the values).
     """
+    if dtype is not None and isinstance(got, torch.Tensor) and got.dtype != dtype:
+        raise CheckFailed(f"{fn} on {on}: expected a {dtype} result for {dtype} input, got {got.dtype} "
+                          "(create new tensors with dtype=<input>.dtype, or compute only with the input)")
     try:
         check_close(got, expected, fn=fn, on=on, atol=atol)
     except CheckFailed as err:
@@ -91,12 +95,6 @@ def _compare(got, expected, *, fn, on, atol, mistakes=(), diagnose=None) -> None
         if hint is None:
             raise
         raise CheckFailed(f"{err}\n  Hint: {hint}") from None
-
-
-def _check_dtype(got: torch.Tensor, dtype, *, fn: str, on: str) -> None:
-    if got.dtype != dtype:
-        raise CheckFailed(f"{fn} on {on}: expected a {dtype} result for {dtype} input, got {got.dtype} "
-                          "(create new tensors with dtype=<input>.dtype)")
 
 
 def _call(fn, *args, **kwargs):
@@ -113,6 +111,7 @@ def _other(align_corners: bool) -> str:
 
 _SWAP_HW = "H and W are swapped: x (the column) goes with the width W = size[1], y (the row) with H = size[0]"
 _SWAP_XY = "x and y are swapped: the last dimension must hold (x, y) = (column, row), x first"
+_ONE_SIDE = "both axes use the same side: x is normalised with W = size[1] and y with H = size[0] (here H != W)"
 
 
 # --------------------------------------------------------------------------- exercise 1: pixel_to_norm
@@ -127,13 +126,13 @@ def _pixel_to_norm_case(fn, xy_pix, size, align_corners, *, atol):
         (_other(align_corners), off_o + xy_pix.double() * step_o),
         (_SWAP_HW, off_s + xy_pix.double() * step_s),
         (_SWAP_XY, expected.flip(-1)),
-        ("each axis needs its own size: x is normalised with W, y with H (here H != W)",
-         off_s.flip(-1) + xy_pix.double() * step_s.flip(-1)),
     ]
+    for side in size:  # both axes normalised with the same side
+        off_1, step_1 = _axis_maps((side, side), align_corners)
+        mistakes.append((_ONE_SIDE, off_1 + xy_pix.double() * step_1))
     on = f"xy_pix of shape {tuple(xy_pix.shape)} ({dtype}), size={tuple(size)}, align_corners={align_corners}"
     got = _call(fn, xy_pix.clone(), size=size, align_corners=align_corners)
-    _compare(got, expected, fn="pixel_to_norm", on=on, atol=atol, mistakes=mistakes)
-    _check_dtype(got, dtype, fn="pixel_to_norm", on=on)
+    _compare(got, expected, fn="pixel_to_norm", on=on, atol=atol, mistakes=mistakes, dtype=dtype)
 
 
 def check_pixel_to_norm(fn) -> None:
@@ -181,10 +180,12 @@ def _norm_to_pixel_case(fn, xy_norm, size, align_corners, *, atol, expected=None
         ("(x + 1) / 2 * W measures from the outer edge of the first pixel; pixel centres sit at 0, 1, 2, ..., "
          "so subtract 1/2 (align_corners=False: x_pix = ((x + 1) * W - 1) / 2)", (x + 1) / 2 * wh),
     ]
+    for side in size:  # both axes converted with the same side
+        off_1, step_1 = _axis_maps((side, side), align_corners)
+        mistakes.append((_ONE_SIDE, (x - off_1) / step_1))
     on = f"xy_norm of shape {tuple(xy_norm.shape)} ({dtype}), size={tuple(size)}, align_corners={align_corners}"
     got = _call(fn, xy_norm.clone(), size=size, align_corners=align_corners)
-    _compare(got, expected, fn="norm_to_pixel", on=on, atol=atol, mistakes=mistakes)
-    _check_dtype(got, dtype, fn="norm_to_pixel", on=on)
+    _compare(got, expected, fn="norm_to_pixel", on=on, atol=atol, mistakes=mistakes, dtype=dtype)
 
 
 def check_norm_to_pixel(fn) -> None:
@@ -351,8 +352,7 @@ def _affine_grid_case(fn, theta, size, align_corners, *, atol):
     on = (f"theta of shape {tuple(theta.shape)} ({dtype}), size={tuple(size)}, align_corners={align_corners}; "
           f"theta[0] = {[[round(v, 3) for v in row] for row in theta[0].tolist()]}")
     got = _call(fn, theta.clone(), size, align_corners=align_corners)
-    _compare(got, expected, fn="affine_grid_by_hand", on=on, atol=atol, mistakes=mistakes)
-    _check_dtype(got, dtype, fn="affine_grid_by_hand", on=on)
+    _compare(got, expected, fn="affine_grid_by_hand", on=on, atol=atol, mistakes=mistakes, dtype=dtype)
 
 
 def check_affine_grid_by_hand(fn) -> None:
