@@ -24,7 +24,7 @@ lab: setup
 # Every test: stnlib's unit and oracle tests, doctests, the release checks, and every notebook
 # in solutions/ and notebooks/ executed by nbval, all in fast mode (STN_FAST=1).
 test: setup
-	STN_FAST=1 $(BIN)/python -m pytest --nbval-lax
+	STN_FAST=1 $(BIN)/python -m pytest --nbval-lax -n auto --dist loadfile
 
 # Regenerate the student notebooks/ from the instructor solutions/ with nbgrader.
 release: setup

@@ -88,8 +88,10 @@ def affine_grid(theta: torch.Tensor, size, align_corners: bool = False) -> torch
 @reference
 def unnormalise(coord: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:
     """Normalised coordinates along an axis of ``size`` pixels -> pixel coordinates (any shape)."""
+    # The same arithmetic, in the same order, as torch's kernel: points that land exactly on a
+    # pixel centre must land there here too, or they fall on the other side of a kink.
     if align_corners:
-        return (coord + 1) * ((size - 1) / 2)
+        return ((coord + 1) / 2) * (size - 1)
     return ((coord + 1) * size - 1) / 2
 
 
@@ -175,43 +177,44 @@ class BilinearSampleFunction(torch.autograd.Function):
         out_hw = x.shape[1:]
         # A corner further out than the frame reads the frame, which is 0 as it should be; NaN
         # coordinates are sent there too.
-        xc = torch.nan_to_num(x.reshape(n, 1, -1), nan=-2.0).clamp(-1, width)
-        yc = torch.nan_to_num(y.reshape(n, 1, -1), nan=-2.0).clamp(-1, height)
+        xc = torch.nan_to_num(x.reshape(n, 1, -1), nan=-2.0).clamp_(-1, width)
+        yc = torch.nan_to_num(y.reshape(n, 1, -1), nan=-2.0).clamp_(-1, height)
         x0, y0 = torch.floor(xc), torch.floor(yc)
-        wx1, wy1 = xc - x0, yc - y0
-        wx = torch.cat([1 - wx1, wx1], dim=1)  # (N, 2, P): weights of columns x0, x0 + 1
-        wy = torch.cat([1 - wy1, wy1], dim=1)  # (N, 2, P): weights of rows y0, y0 + 1
-        weights = (wy.unsqueeze(2) * wx.unsqueeze(1)).reshape(n, 4, -1)  # corners (y0x0, y0x1, y1x0, y1x1)
-        stride = width + 3
-        base = (y0.long() + 1) * stride + (x0.long() + 1)  # (N, 1, P) index into the framed image
-        offsets = torch.tensor([0, 1, stride, stride + 1], device=input.device).view(1, 4, 1)
-        index = (base + offsets).reshape(n, 1, -1)  # (N, 1, 4P)
+        wx1, wy1 = xc - x0, yc - y0  # (N, 1, P): the weights of column x0 + 1 and row y0 + 1
+        stride = width + 3  # a row of the framed image; the frame shifts every index by (1, 1)
+        base = y0.long() * stride + x0.long()
+        offsets = torch.tensor([stride + 1, stride + 2, 2 * stride + 1, 2 * stride + 2], device=input.device)
+        index = (base + offsets.view(1, 4, 1)).reshape(n, 1, -1)  # (N, 1, 4P): corners y0x0, y0x1, y1x0, y1x1
         framed = torch.nn.functional.pad(input, (1, 2, 1, 2)).reshape(n, c, -1)
         values = framed.gather(2, index.expand(n, c, -1)).reshape(n, c, 4, -1)
-        out = (values * weights.unsqueeze(1)).sum(2)
-        ctx.save_for_backward(values, weights, wx, wy, index, x, y)
+        v00, v01, v10, v11 = values.unbind(2)
+        # eq. 5 as two linear interpolations along x, then one along y
+        out = torch.lerp(torch.lerp(v00, v01, wx1), torch.lerp(v10, v11, wx1), wy1)
+        ctx.save_for_backward(values, wx1, wy1, index, x, y)
         ctx.input_shape = input.shape
         return out.reshape(n, c, *out_hw)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        values, weights, wx, wy, index, x, y = ctx.saved_tensors
+        values, wx1, wy1, index, x, y = ctx.saved_tensors
         n, c, height, width = ctx.input_shape
-        g = grad_out.reshape(n, c, 1, -1)
+        g = grad_out.reshape(n, c, -1)
         grad_input = grad_x = grad_y = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0]:  # eq. 6: each corner receives its bilinear weight
+            wx = torch.cat([1 - wx1, wx1], dim=1)  # (N, 2, P)
+            wy = torch.cat([1 - wy1, wy1], dim=1)
+            weights = (wy.unsqueeze(2) * wx.unsqueeze(1)).reshape(n, 1, 4, -1)
             framed = torch.zeros(n, c, (height + 3) * (width + 3), dtype=g.dtype, device=g.device)
-            framed.scatter_add_(2, index.expand(n, c, -1), (g * weights.unsqueeze(1)).reshape(n, c, -1))
+            framed.scatter_add_(2, index.expand(n, c, -1), (g.unsqueeze(2) * weights).reshape(n, c, -1))
             grad_input = framed.reshape(n, c, height + 3, width + 3)[:, :, 1:height + 1, 1:width + 1]
-        v00, v01, v10, v11 = values.unbind(2)  # (N, C, P) each: (row, column) offsets from (y0, x0)
-        g = g.squeeze(2)
-        if ctx.needs_input_grad[1]:
-            dv_dx = wy[:, :1] * (v01 - v00) + wy[:, 1:] * (v11 - v10)
+        v00, v01, v10, v11 = values.unbind(2)
+        if ctx.needs_input_grad[1]:  # eq. 7: the slope along x, interpolated along y
+            dv_dx = torch.lerp(v01 - v00, v11 - v10, wy1)
             # left of the frame every corner reads 0, so the true slope is 0 there
             grad_x = ((g * dv_dx).sum(1) * (x.reshape(n, -1) >= -1)).reshape(x.shape)
         if ctx.needs_input_grad[2]:
-            dv_dy = wx[:, :1] * (v10 - v00) + wx[:, 1:] * (v11 - v01)
+            dv_dy = torch.lerp(v10 - v00, v11 - v01, wx1)
             grad_y = ((g * dv_dy).sum(1) * (y.reshape(n, -1) >= -1)).reshape(y.shape)
         return grad_input, grad_x, grad_y
 

@@ -6,14 +6,15 @@ and exports grades, and we check each score in the gradebook:
 - ``full``: the instructor's solution -> full marks;
 - ``blank``: the untouched release -> 0;
 - ``partial``: every other exercise solved -> exactly the points of those exercises;
-- ``loop_syntax``: an infinite loop in one exercise and a syntax error in another, the rest
-  solved, and a cell printing megabytes -> those two exercises 0, the others full, in bounded time;
-- ``tampered``: one unsolved exercise whose test cells were edited to pass, one solved exercise
-  whose test cells were deleted, the rest solved -> graded with the instructor's test cells;
+- ``adversarial``: an infinite loop in exercise 1, a syntax error in exercise 2, exercise 3
+  unsolved with its test cells edited to pass, exercise 4 solved with its test cells deleted,
+  the rest solved, and a cell printing megabytes -> 0 on exercises 1-3, full marks on the rest
+  (the deleted and edited test cells are graded in the instructor's version), in bounded time;
 - ``delegate``: every exercise that can be answered by calling torch's ``affine_grid`` /
   ``grid_sample`` or stnlib's reference does so, the rest solved -> 0 on those exercises.
 
-Slow (a few minutes): it runs every notebook several times through nbgrader.
+Slow (minutes): it runs every notebook five times through nbgrader. Each assignment gets its
+own course directory and gradebook, and two assignments are graded at a time.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +96,7 @@ DELEGATES: dict[str, str] = {
     ),
 }
 
-LOOP_BOUND_S = 150  # one student's autograde with an infinite loop (30 s cell timeout + kernel start)
+LOOP_BOUND_S = 240  # one student's autograde with an infinite loop: 30 s per test cell that calls it
 
 
 @dataclass
@@ -155,22 +157,20 @@ def make_submission(name: str, release_nb: Path, source_nb: Path, exs: list[Exer
     elif name == "partial":
         for e in exs[::2]:
             solve(e)
-    elif name == "loop_syntax":
-        for e in exs[2:]:
+    elif name == "adversarial":
+        loop, syntax, edited = exs[:3]
+        deleted = exs[3] if len(exs) > 3 else None
+        for e in exs[3:]:
             solve(e)
-        answers[exs[0].answer_id].source = with_body(src_answers[exs[0].answer_id].source, "while True:\n    pass")
-        answers[exs[1].answer_id].source = exs[1].solution + "\nthis line is not python\n"
+        answers[loop.answer_id].source = with_body(src_answers[loop.answer_id].source, "while True:\n    pass")
+        answers[syntax.answer_id].source = syntax.solution + "\nthis line is not python\n"
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") in edited.tests:
+                cell.source = '"""edited by the student"""\nprint("all good")'
+        if deleted is not None:
+            nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in deleted.tests]
         flood = nbformat.v4.new_code_cell('print("spam " * 600_000)  # about 3.6 MB of output')
         nb.cells.insert(1, flood)
-    elif name == "tampered":
-        edited, deleted, rest = exs[0], exs[1], exs[2:]
-        for e in [deleted, *rest]:
-            solve(e)
-        for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if grade_id in edited.tests:
-                cell.source = '"""edited by the student"""\nprint("all good")'
-        nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in deleted.tests]
     elif name == "delegate":
         for e in exs:
             if e.answer_id in DELEGATES:
@@ -182,7 +182,7 @@ def make_submission(name: str, release_nb: Path, source_nb: Path, exs: list[Exer
     return nb, expected
 
 
-STUDENTS = ["full", "blank", "partial", "loop_syntax", "tampered", "delegate"]
+STUDENTS = ["full", "blank", "partial", "adversarial", "delegate"]
 
 
 def nbgrader(course: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -193,11 +193,9 @@ def nbgrader(course: Path, *args: str, timeout: float = 1800) -> subprocess.Comp
     return out
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    """Build a course directory, release every assignment, submit, autograde, feedback, export."""
-    root = tmp_path_factory.mktemp("course")
-    shutil.copytree(SOLUTIONS, root / "source")
+def grade_assignment(root: Path, assignment: str) -> dict:
+    """Release one assignment in its own course directory, submit every student, grade, feed back."""
+    shutil.copytree(SOLUTIONS / assignment, root / "source" / assignment)
     (root / "nbgrader_config.py").write_text(
         "c = get_config()\n"
         f"load_subconfig({str(ROOT / 'nbgrader_config.py')!r})\n"
@@ -208,45 +206,56 @@ def course(tmp_path_factory):
     )
     for student in STUDENTS:
         nbgrader(root, "db", "student", "add", student)
+    nbgrader(root, "generate_assignment", assignment, "--force")
     expected, timings, structure = {}, {}, {}
-    for assignment in ASSIGNMENTS:
-        nbgrader(root, "generate_assignment", assignment, "--force")
-        for source_nb in sorted((root / "source" / assignment).glob("*.ipynb")):
-            exs = exercises(source_nb)
-            assert len(exs) >= 3, f"{source_nb.name}: the adversarial cases need at least 3 exercises"
-            structure[(assignment, source_nb.stem)] = exs
-            for student in STUDENTS:
-                nb, exp = make_submission(student, root / "release" / assignment / source_nb.name, source_nb, exs)
-                target = root / "submitted" / student / assignment / source_nb.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                nbformat.write(nb, target)
-                expected[(student, assignment, source_nb.stem)] = exp
+    for source_nb in sorted((root / "source" / assignment).glob("*.ipynb")):
+        exs = exercises(source_nb)
+        assert len(exs) >= 3, f"{source_nb.name}: the adversarial cases need at least 3 exercises"
+        structure[(assignment, source_nb.stem)] = exs
         for student in STUDENTS:
-            start = time.monotonic()
-            nbgrader(root, "autograde", assignment, "--student", student, "--force")
-            timings[(student, assignment)] = time.monotonic() - start
-        nbgrader(root, "generate_feedback", assignment, "--force")
+            nb, exp = make_submission(student, root / "release" / assignment / source_nb.name, source_nb, exs)
+            target = root / "submitted" / student / assignment / source_nb.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, target)
+            expected[(student, assignment, source_nb.stem)] = exp
+    for student in STUDENTS:
+        start = time.monotonic()
+        nbgrader(root, "autograde", assignment, "--student", student, "--force")
+        timings[(student, assignment)] = time.monotonic() - start
+    nbgrader(root, "generate_feedback", assignment, "--force")
     nbgrader(root, "export", "--to", str(root / "grades.csv"))
-    return dict(root=root, expected=expected, timings=timings, structure=structure)
+    return dict(expected=expected, timings=timings, structure=structure, scores=gradebook_scores(root, assignment))
 
 
-def gradebook_scores(root: Path) -> dict:
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """Grade every assignment (two at a time, each in its own course directory)."""
+    base = tmp_path_factory.mktemp("courses")
+    results = {"roots": {a: base / a for a in ASSIGNMENTS}, "expected": {}, "timings": {}, "structure": {},
+               "scores": {}}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in pool.map(lambda a: grade_assignment(base / a, a), ASSIGNMENTS):
+            for key in ("expected", "timings", "structure", "scores"):
+                results[key].update(done[key])
+    return results
+
+
+def gradebook_scores(root: Path, assignment: str) -> dict:
+    """Every grade in a course's gradebook: (student, assignment, notebook, test grade_id) -> score."""
     from nbgrader.api import Gradebook
 
     scores = {}
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        for assignment in ASSIGNMENTS:
-            for student in STUDENTS:
-                submission = gb.find_submission(assignment, student)
-                for notebook in submission.notebooks:
-                    for grade in notebook.grades:
-                        scores[(student, assignment, notebook.name, grade.name)] = grade.score
+        for student in STUDENTS:
+            for notebook in gb.find_submission(assignment, student).notebooks:
+                for grade in notebook.grades:
+                    scores[(student, assignment, notebook.name, grade.name)] = grade.score
     return scores
 
 
 @pytest.fixture(scope="module")
 def scores(course):
-    return gradebook_scores(course["root"])
+    return course["scores"]
 
 
 def test_delegates_name_real_answer_cells(course):
@@ -307,21 +316,24 @@ def test_full_and_blank_totals(course, scores, assignment):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_infinite_loop_is_bounded(course, assignment):
-    assert course["timings"][("loop_syntax", assignment)] < LOOP_BOUND_S
+    assert course["timings"][("adversarial", assignment)] < LOOP_BOUND_S
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_feedback_html_for_every_student(course, assignment):
     for student in STUDENTS:
-        files = list((course["root"] / "feedback" / student / assignment).glob("*.html"))
+        files = list((course["roots"][assignment] / "feedback" / student / assignment).glob("*.html"))
         assert files, f"no feedback for {student} on {assignment}"
         assert all(f.stat().st_size > 1000 for f in files)
 
 
-def test_gradebook_intact_and_export(course):
-    con = sqlite3.connect(course["root"] / "gradebook.db")
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_gradebook_intact_and_export(course, assignment):
+    root = course["roots"][assignment]
+    con = sqlite3.connect(root / "gradebook.db")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
-    with open(course["root"] / "grades.csv") as f:
+    with open(root / "grades.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {(r["assignment"], r["student_id"]) for r in rows} == {(a, s) for a in ASSIGNMENTS for s in STUDENTS}
+    assert {(r["assignment"], r["student_id"]) for r in rows} == {(assignment, s) for s in STUDENTS}
+    assert {r["student_id"]: float(r["raw_score"]) for r in rows}["full"] > 0
