@@ -291,8 +291,11 @@ def grid_sample(
     if grid.dtype != input.dtype:
         raise ValueError(f"grid must have the same dtype as input ({input.dtype}); got {grid.dtype}")
     height, width = input.shape[-2:]
-    x = apply_padding(unnormalise(grid[..., 0], width, align_corners), width, padding_mode, align_corners)
-    y = apply_padding(unnormalise(grid[..., 1], height, align_corners), height, padding_mode, align_corners)
+    # One copy gives contiguous x and y planes, which every later step reads faster than
+    # the interleaved (x, y) pairs of the grid.
+    grid_x, grid_y = grid.permute(3, 0, 1, 2).contiguous()
+    x = apply_padding(unnormalise(grid_x, width, align_corners), width, padding_mode, align_corners)
+    y = apply_padding(unnormalise(grid_y, height, align_corners), height, padding_mode, align_corners)
     if mode == "nearest":
         return nearest_sample_pixels(input, x, y)
     return BilinearSampleFunction.apply(input, x, y)

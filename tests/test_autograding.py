@@ -79,6 +79,9 @@ DELEGATES: dict[str, str] = {
         "return torch.cat([g, torch.ones_like(g[..., :1])], dim=-1)"
     ),
     "nb02_affine_grid_by_hand": "return F.affine_grid(theta, size, align_corners=align_corners)",
+    # 04: stnlib.geometry builds the thetas
+    "nb04_theta_mirror": "from stnlib import geometry\nreturn geometry.compose_theta(scale_x=-1.0)",
+    "nb04_theta_rotate_90": "from stnlib import geometry\nreturn geometry.compose_theta(rotation_deg=-90.0)",
     # 03: torch's grid_sample (and its autograd), stnlib.sampling
     "nb03_nearest_one": _TO_NORM_TRUE + "return F.grid_sample(image[None, None], g, mode='nearest', align_corners=True)[0, 0, 0, 0]",
     "nb03_bilinear_one": _TO_NORM_TRUE + "return F.grid_sample(image[None, None], g, align_corners=True)[0, 0, 0, 0]",
