@@ -161,9 +161,10 @@ class BilinearSampleFunction(torch.autograd.Function):
     At the kinks (x or y exactly an integer) any value between the one-sided slopes is a valid
     sub-gradient; like torch we take the right-hand one (the floor-based split of the weights).
 
-    How it is computed: the image gets a frame of zeros (1 pixel left and top, 2 right and
+    How it is computed: the image gets a frame of zeros (2 pixels left and top, 3 right and
     bottom) and the coordinates are clamped into it, so every corner can be read with a single
-    ``gather`` and no masks; the backward is one ``scatter_add_`` into the framed image.
+    ``gather`` and no masks (a point clamped into the frame reads only zeros, so its value and
+    slope are 0, as they should be); the backward is one ``scatter_add_`` into the framed image.
 
     Inputs: input (N, C, H, W); x, y (N, H_out, W_out) pixel coordinates.
     Output: (N, C, H_out, W_out).
@@ -175,29 +176,29 @@ class BilinearSampleFunction(torch.autograd.Function):
             raise RuntimeError("stnlib.sampling.BilinearSampleFunction is not available while an exercise is checked")
         n, c, height, width = input.shape
         out_hw = x.shape[1:]
-        # A corner further out than the frame reads the frame, which is 0 as it should be; NaN
-        # coordinates are sent there too.
-        xc = torch.nan_to_num(x.reshape(n, 1, -1), nan=-2.0).clamp_(-1, width)
-        yc = torch.nan_to_num(y.reshape(n, 1, -1), nan=-2.0).clamp_(-1, height)
+        # Clamped into the frame, a point left of column -1 reads two frame columns (value 0,
+        # slope 0), exactly as it should; NaN coordinates are sent there too.
+        xc = x.reshape(n, 1, -1).clamp(-2, width + 1).nan_to_num_(-2.0)
+        yc = y.reshape(n, 1, -1).clamp(-2, height + 1).nan_to_num_(-2.0)
         x0, y0 = torch.floor(xc), torch.floor(yc)
-        wx1, wy1 = xc - x0, yc - y0  # (N, 1, P): the weights of column x0 + 1 and row y0 + 1
-        stride = width + 3  # a row of the framed image; the frame shifts every index by (1, 1)
-        base = y0.long() * stride + x0.long()
-        offsets = torch.tensor([stride + 1, stride + 2, 2 * stride + 1, 2 * stride + 2], device=input.device)
+        wx1, wy1 = xc.sub_(x0), yc.sub_(y0)  # (N, 1, P): the weights of column x0 + 1 and row y0 + 1
+        stride = width + 5  # a row of the framed image: 2 frame columns left, 3 right
+        base = torch.add(x0.long(), y0.long(), alpha=stride)
+        offsets = torch.tensor([0, 1, stride, stride + 1], device=input.device) + (2 * stride + 2)
         index = (base + offsets.view(1, 4, 1)).reshape(n, 1, -1)  # (N, 1, 4P): corners y0x0, y0x1, y1x0, y1x1
-        framed = torch.nn.functional.pad(input, (1, 2, 1, 2)).reshape(n, c, -1)
+        framed = torch.nn.functional.pad(input, (2, 3, 2, 3)).reshape(n, c, -1)
         values = framed.gather(2, index.expand(n, c, -1)).reshape(n, c, 4, -1)
         v00, v01, v10, v11 = values.unbind(2)
         # eq. 5 as two linear interpolations along x, then one along y
         out = torch.lerp(torch.lerp(v00, v01, wx1), torch.lerp(v10, v11, wx1), wy1)
-        ctx.save_for_backward(values, wx1, wy1, index, x, y)
+        ctx.save_for_backward(values, wx1, wy1, index)
         ctx.input_shape = input.shape
         return out.reshape(n, c, *out_hw)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        values, wx1, wy1, index, x, y = ctx.saved_tensors
+        values, wx1, wy1, index = ctx.saved_tensors
         n, c, height, width = ctx.input_shape
         g = grad_out.reshape(n, c, -1)
         grad_input = grad_x = grad_y = None
@@ -205,17 +206,16 @@ class BilinearSampleFunction(torch.autograd.Function):
             wx = torch.cat([1 - wx1, wx1], dim=1)  # (N, 2, P)
             wy = torch.cat([1 - wy1, wy1], dim=1)
             weights = (wy.unsqueeze(2) * wx.unsqueeze(1)).reshape(n, 1, 4, -1)
-            framed = torch.zeros(n, c, (height + 3) * (width + 3), dtype=g.dtype, device=g.device)
+            framed = torch.zeros(n, c, (height + 5) * (width + 5), dtype=g.dtype, device=g.device)
             framed.scatter_add_(2, index.expand(n, c, -1), (g.unsqueeze(2) * weights).reshape(n, c, -1))
-            grad_input = framed.reshape(n, c, height + 3, width + 3)[:, :, 1:height + 1, 1:width + 1]
+            grad_input = framed.reshape(n, c, height + 5, width + 5)[:, :, 2:height + 2, 2:width + 2]
         v00, v01, v10, v11 = values.unbind(2)
         if ctx.needs_input_grad[1]:  # eq. 7: the slope along x, interpolated along y
             dv_dx = torch.lerp(v01 - v00, v11 - v10, wy1)
-            # left of the frame every corner reads 0, so the true slope is 0 there
-            grad_x = ((g * dv_dx).sum(1) * (x.reshape(n, -1) >= -1)).reshape(x.shape)
+            grad_x = (g * dv_dx).sum(1).reshape(grad_out.shape[:1] + grad_out.shape[2:])
         if ctx.needs_input_grad[2]:
             dv_dy = torch.lerp(v10 - v00, v11 - v01, wx1)
-            grad_y = ((g * dv_dy).sum(1) * (y.reshape(n, -1) >= -1)).reshape(y.shape)
+            grad_y = (g * dv_dy).sum(1).reshape(grad_out.shape[:1] + grad_out.shape[2:])
         return grad_input, grad_x, grad_y
 
 
