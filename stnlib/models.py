@@ -309,6 +309,8 @@ class STNClassifier(nn.Module):
         sampler, padding_mode, align_corners: passed to :class:`SpatialTransformer`.
         channels, hidden: of the :class:`ConvClassifier`.
         loc_channels, loc_hidden: of the localisation network.
+        loc_downsample: the localisation network's average-pooling factor on its input (the paper: 2;
+            1 keeps the full resolution, at about twice the cost).
 
     Shapes:
         ``forward``: (N, 1, H, W) in [0, 1] -> (N, 10) logits. ``stn``: -> (N, 1, *out_size) in the
@@ -331,6 +333,7 @@ class STNClassifier(nn.Module):
         loc_channels=(20, 20),
         loc_hidden: int = 32,
         num_classes: int = 10,
+        loc_downsample: int = 2,
     ):
         super().__init__()
         self.norm = _normalizer(dataset, normalize)
@@ -340,7 +343,7 @@ class STNClassifier(nn.Module):
             in_size,
             transform=transform,
             out_size=out_size,
-            localization=localization_net(in_size, channels=loc_channels),
+            localization=localization_net(in_size, channels=loc_channels, downsample=loc_downsample),
             loc_hidden=loc_hidden,
             sampler=sampler,
             padding_mode=padding_mode,
@@ -543,6 +546,7 @@ def build_model(
     normalize: str | None = None,
     sampler: str = "torch",
     padding_mode: str = "zeros",
+    loc_downsample: int = 2,
 ) -> nn.Module:
     """Build one of :data:`MODELS` by name (what ``python -m stnlib.train --model`` does).
 
@@ -556,6 +560,8 @@ def build_model(
             keeps the input size).
         normalize: ``"after"`` or ``"before"``; default ``"after"``, but ``"before"`` for the tutorial models.
         sampler, padding_mode: of the transformer.
+        loc_downsample: the localisation network's input pooling (``"stn"`` and ``"cnn"``; see
+            :class:`STNClassifier`).
 
     Returns:
         the model, in training mode, on the CPU.
@@ -568,6 +574,6 @@ def build_model(
         )
     stn = STNClassifier(
         in_size, transform=transform, out_size=out_size, dataset=dataset, normalize=normalize or "after",
-        sampler=sampler, padding_mode=padding_mode,
+        sampler=sampler, padding_mode=padding_mode, loc_downsample=loc_downsample,
     )
     return stn if name == "stn" else matched_cnn(stn, dataset=dataset)

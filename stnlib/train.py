@@ -5,18 +5,26 @@ Introduced in notebook 05 (training an STN); notebook 06 and the benchmarks reus
 A :class:`Recipe` holds every choice that shapes a run: the model (``stn``, ``cnn``, ``tutorial``,
 ``tutorial-cnn``), the optimiser, the learning-rate schedule, the localisation network's learning
 rate as a multiple of the base rate, batch size, epochs, where normalisation sits and the padding
-of the sampler. ``RECIPES`` names two of them:
+of the sampler. ``RECIPES`` names three of them:
 
 - ``"default"``: stnlib's recipe. An STN with the paper's small localisation network on a 2x
   downsampled input, output 28x28, normalisation after the transformer; Adam (peak lr 3e-3) with a
-  one-cycle schedule, the localisation network at 0.3 of the rate, batch 64, 8 epochs. (On the
-  offline 4,000-digit RTS set, 0.3 beat 0.1 and batch 64 beat 128, one seed each.)
+  one-cycle schedule, the localisation network at 0.3 of the rate, batch 64, 8 epochs. Each choice
+  is backed by an ablation on the offline 4,000-digit RTS set, two seeds each
+  (``benchmarks/results/ablations.json``, shown in notebook 06); batch 32 or 16 epochs lower the
+  error a little more at 20 % or 100 % more time.
 - ``"tutorial"``: the PyTorch tutorial as published: its network (:class:`stnlib.models.TutorialNet`),
   normalisation before the transformer with zero padding, SGD at lr 0.01 without momentum, one rate
   for every layer, batch 64, 20 epochs.
+- ``"plain-adam"``: the tutorial with only its optimiser changed: Adam with a one-cycle schedule
+  (peak 3e-3), batch 128, the localisation network at a tenth of the rate, 5 epochs. The third row
+  of ``benchmarks/training_recipe.py``, which compares the three side by side (results in
+  ``benchmarks/results/training_recipe.json``; the ablations of the default recipe, one choice at a
+  time, in ``benchmarks/results/ablations.json``; notebook 06 shows both).
 
-Runs are seeded and reproducible on the CPU: the same seed gives the same metrics (apart from
-the timings). Progress bars come from ``tqdm.auto`` (widgets in JupyterLab, text in a terminal)
+Runs are seeded and reproducible on the CPU: the same seed and the same number of threads give
+the same metrics (apart from the timings; another thread count changes the rounding of the
+convolutions, and after a few hundred steps the test error can differ by a few tenths of a point). Progress bars come from ``tqdm.auto`` (widgets in JupyterLab, text in a terminal)
 and are off when ``STN_FAST=1`` or ``CI`` is set.
 
 Command line (prints the final test error, saves a checkpoint and a metrics JSON)::
@@ -49,6 +57,7 @@ from .validation import check_choice
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
+    "LOC_INITS",
     "Recipe",
     "RECIPES",
     "get_recipe",
@@ -68,7 +77,8 @@ __all__ = [
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "step")
-TIME_KEYS = ("wall_time_s", "seconds")  # the only entries of the metrics that differ between identical runs
+TIME_KEYS = ("wall_time_s", "cpu_time_s", "seconds")  # the only entries of the metrics that differ between identical runs
+LOC_INITS = ("identity", "random")
 
 
 @dataclasses.dataclass
@@ -92,6 +102,11 @@ class Recipe:
         batch_size: training batch size.
         epochs: passes over the training set.
         grad_clip: clip the gradient norm to this value (None: no clipping).
+        loc_init: ``"identity"`` (the last ``fc_loc`` layer starts at the identity transform: zero
+            weight, identity bias) or ``"random"`` (PyTorch's default initialisation of that layer,
+            an ablation: the transformer starts from a random, mostly degenerate theta).
+        loc_downsample: the localisation network's average pooling of its input (``"stn"`` and
+            ``"cnn"`` models; 1 = full resolution).
     """
 
     model: str = "stn"
@@ -109,6 +124,8 @@ class Recipe:
     batch_size: int = 64
     epochs: int = 8
     grad_clip: float | None = None
+    loc_init: str = "identity"
+    loc_downsample: int = 2
 
     def __post_init__(self):
         check_choice(self.model, MODELS, "model")
@@ -118,7 +135,8 @@ class Recipe:
         check_choice(self.sampler, SAMPLERS, "sampler")
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         check_choice(self.schedule, SCHEDULES, "schedule")
-        for name in ("lr", "loc_lr_mult", "batch_size", "epochs", "out_size"):
+        check_choice(self.loc_init, LOC_INITS, "loc_init")
+        for name in ("lr", "loc_lr_mult", "batch_size", "epochs", "out_size", "loc_downsample"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
 
@@ -128,6 +146,10 @@ RECIPES = {
     "tutorial": Recipe(
         model="tutorial", normalize="before", padding_mode="zeros", optimizer="sgd", lr=0.01, momentum=0.0,
         schedule="constant", loc_lr_mult=1.0, batch_size=64, epochs=20,
+    ),
+    "plain-adam": Recipe(
+        model="tutorial", normalize="before", padding_mode="zeros", optimizer="adam", lr=3e-3,
+        schedule="onecycle", loc_lr_mult=0.1, batch_size=128, epochs=5,
     ),
 }
 
@@ -153,12 +175,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def model_for(recipe: Recipe, data) -> nn.Module:
-    """Build the recipe's model for images like ``data``'s (uses ``data.image_size`` and ``data.dataset``)."""
-    return build_model(
+    """Build the recipe's model for images like ``data``'s (uses ``data.image_size`` and ``data.dataset``).
+
+    With ``recipe.loc_init == "random"`` the last layer of the localisation network is
+    re-initialised with PyTorch's default instead of the identity (the ablation of notebook 06).
+    """
+    model = build_model(
         recipe.model, in_size=data.image_size, dataset=getattr(data, "dataset", "mnist"), transform=recipe.transform,
         out_size=(recipe.out_size, recipe.out_size), normalize=recipe.normalize, sampler=recipe.sampler,
-        padding_mode=recipe.padding_mode,
+        padding_mode=recipe.padding_mode, loc_downsample=recipe.loc_downsample,
     )
+    if recipe.loc_init == "random" and hasattr(model, "fc_loc"):
+        model.fc_loc[-1].reset_parameters()
+    return model
 
 
 # --------------------------------------------------------------------------- optimisation
@@ -309,7 +338,8 @@ def train(
     Returns:
         metrics dict: ``recipe``, ``seed``, ``device``, ``data``, ``parameters``, ``history`` (one dict
         per epoch: ``train_loss``, ``train_error``, ``test_loss``, ``test_error``, ``theta``, ``lr``,
-        ``seconds``), ``final_test_error``, ``final_test_loss``, ``wall_time_s``.
+        ``seconds``), ``final_test_error``, ``final_test_loss``, ``wall_time_s`` and ``cpu_time_s``
+        (the CPU time of this process, all threads, which a busy machine disturbs less).
 
     Raises:
         RuntimeError: the loss became NaN or infinite (the localisation network diverged).
@@ -327,7 +357,7 @@ def train(
     model.to(device).train()
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe, recipe.epochs * steps_per_epoch)
-    history, start = [], time.perf_counter()
+    history, start, cpu_start = [], time.perf_counter(), time.process_time()
     bar = tqdm(
         total=recipe.epochs * steps_per_epoch, desc="training", unit="batch", disable=not _progress_enabled(progress)
     )
@@ -384,6 +414,7 @@ def train(
         "final_test_error": history[-1]["test_error"] if history else None,
         "final_test_loss": history[-1]["test_loss"] if history else None,
         "wall_time_s": time.perf_counter() - start,
+        "cpu_time_s": time.process_time() - cpu_start,
     }
 
 
@@ -475,6 +506,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--grad-clip", type=float)
+    parser.add_argument("--loc-init", choices=LOC_INITS, help="identity (default) or random (an ablation)")
+    parser.add_argument("--loc-downsample", type=int, help="localisation network's input pooling (1: none)")
     parser.add_argument("--limit", type=int, help="use only the first LIMIT samples of each split")
     parser.add_argument("--seed", type=int, default=0, help="seed of the run (weights, shuffling)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the distortions")
@@ -495,7 +528,8 @@ def main(argv=None) -> dict:
     overrides = {
         name: getattr(args, name)
         for name in ("model", "transform", "out_size", "normalize", "padding_mode", "sampler", "optimizer", "lr",
-                     "momentum", "weight_decay", "schedule", "loc_lr_mult", "batch_size", "epochs", "grad_clip")
+                     "momentum", "weight_decay", "schedule", "loc_lr_mult", "batch_size", "epochs", "grad_clip",
+                     "loc_init", "loc_downsample")
     }
     recipe = get_recipe(args.recipe, **overrides)
     train_data, test_data = load_datasets(

@@ -172,7 +172,10 @@ def tps_grid(offsets: torch.Tensor, control_xy: torch.Tensor, size, align_corner
     system = torch.zeros(k + 3, k + 3, dtype=ctrl.dtype, device=ctrl.device)
     system[:k, :k], system[:k, k:], system[k:, :k] = u, p, p.T
     target = torch.cat([ctrl + offsets, torch.zeros(n, 3, 2, dtype=ctrl.dtype, device=ctrl.device)], dim=1)
-    params = torch.linalg.solve(system, target)  # (N, K + 3, 2)
+    # One factorisation for the whole batch: the system is the same for every sample, so solve for
+    # the (K + 3, N * 2) right-hand sides at once (a batched solve would factorise it N times).
+    rhs = target.permute(1, 0, 2).reshape(k + 3, n * 2)
+    params = torch.linalg.solve(system, rhs).reshape(k + 3, n, 2).permute(1, 0, 2)  # (N, K + 3, 2)
     points = base_grid((height, width), align_corners=align_corners, dtype=ctrl.dtype, device=ctrl.device)
     points = points[..., :2].reshape(-1, 2)  # (H*W, 2)
     ones = torch.ones(len(points), 1, dtype=ctrl.dtype, device=ctrl.device)

@@ -192,6 +192,18 @@ class TestGroundTruth:
         expected = F.grid_sample(ds.clean.float() / 255, grid, align_corners=False)
         assert (ds.images.float() / 255 - expected).abs().max() <= TOL
 
+    def test_tps_grid_batch_equals_one_by_one(self):
+        """tps_grid solves the spline system once for the batch; each sample alone gives the same grid."""
+        offsets = 0.1 * torch.randn(5, 16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        control = tps_control_points(4, dtype=torch.float64)
+        batch = tps_grid(offsets, control, (5, 1, 6, 7), align_corners=False)
+        for i in range(5):
+            one = tps_grid(offsets[i:i + 1], control, (1, 1, 6, 7), align_corners=False)
+            torch.testing.assert_close(batch[i:i + 1], one, atol=1e-12, rtol=0)
+        # and the control points read exactly where they were sent
+        grid = tps_grid(offsets, control, (5, 1, 4, 4), align_corners=True)
+        torch.testing.assert_close(grid.reshape(5, 16, 2), control + offsets, atol=1e-10, rtol=0)
+
     def test_ranges(self, base):
         r = data.distorted_digits("mnist", "r", seed=0, base=base).params
         assert r["angle_deg"].abs().max() <= 90 and r["angle_deg"].abs().max() > 85

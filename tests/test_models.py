@@ -171,6 +171,16 @@ class TestSizes:
         assert abs(n_cnn - n_stn) / n_stn < 0.02, (n_stn, n_cnn)
         assert cnn(torch.zeros(2, 1, size, size)).shape == (2, 10)
 
+    def test_loc_downsample(self):
+        """The localisation network's input pooling: 2 (the paper's) by default, 1 for full resolution."""
+        paper, full = models.STNClassifier((42, 42)), models.STNClassifier((42, 42), loc_downsample=1)
+        assert isinstance(paper.localization[0], torch.nn.AvgPool2d)
+        assert isinstance(full.localization[0], torch.nn.Conv2d)
+        assert models.count_parameters(full) > models.count_parameters(paper)  # more features into fc_loc
+        built = models.build_model("stn", in_size=(42, 42), loc_downsample=1)
+        assert models.count_parameters(built) == models.count_parameters(full)
+        torch.testing.assert_close(full.stn(_digits(size=42)), paper.stn(_digits(size=42)))  # both start at the identity
+
     def test_localization_parameters(self):
         model = models.STNClassifier((42, 42))
         loc = {id(p) for p in model.localization_parameters()}

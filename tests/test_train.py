@@ -5,6 +5,7 @@ Offline (STN_OFFLINE=1, a temporary STN_DATA_DIR) and tiny: a few hundred sample
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -59,6 +60,31 @@ class TestRecipes:
         assert (r.batch_size, r.epochs) == (64, 20)
         assert (r.schedule, r.loc_lr_mult, r.normalize, r.padding_mode) == ("constant", 1.0, "before", "zeros")
 
+    def test_plain_adam_recipe(self):
+        """The benchmark's third row: the tutorial with only the optimiser changed."""
+        r, t = train.RECIPES["plain-adam"], train.RECIPES["tutorial"]
+        assert (r.model, r.normalize, r.padding_mode) == (t.model, t.normalize, t.padding_mode)
+        assert (r.optimizer, r.schedule, r.batch_size, r.loc_lr_mult, r.epochs) == ("adam", "onecycle", 128, 0.1, 5)
+
+    def test_loc_init(self, tiny):
+        recipe = train.get_recipe(loc_init="random")
+        torch.manual_seed(0)
+        model = train.model_for(recipe, tiny[0])
+        assert torch.count_nonzero(model.fc_loc[-1].weight) > 0  # PyTorch's default init, not the identity
+        x = tiny[0].images[:4].float() / 255
+        assert not torch.allclose(model.theta(x), torch.eye(2, 3).expand(4, 2, 3), atol=0.05)
+        tutorial = train.model_for(train.get_recipe("tutorial", loc_init="random"), tiny[0])
+        assert torch.count_nonzero(tutorial.fc_loc[-1].weight) > 0
+        assert torch.count_nonzero(train.model_for(train.get_recipe(), tiny[0]).fc_loc[-1].weight) == 0
+        with pytest.raises(ValueError, match="loc_init must be one of 'identity', 'random'; got 'zeros'"):
+            train.get_recipe(loc_init="zeros")
+
+    def test_loc_downsample(self, tiny):
+        model = train.model_for(train.get_recipe(loc_downsample=1), tiny[0])
+        assert isinstance(model.localization[0], torch.nn.Conv2d)
+        with pytest.raises(ValueError, match="loc_downsample must be positive; got 0"):
+            train.get_recipe(loc_downsample=0)
+
     def test_default_recipe(self):
         r = train.RECIPES["default"]
         assert (r.model, r.optimizer, r.schedule, r.loc_lr_mult, r.batch_size) == ("stn", "adam", "onecycle", 0.3, 64)
@@ -72,7 +98,7 @@ class TestRecipes:
             train.get_recipe(learning_rate=1.0)
         with pytest.raises(ValueError, match="optimizer must be one of 'sgd', 'adam', 'adamw'; got 'lbfgs'"):
             train.get_recipe(optimizer="lbfgs")
-        with pytest.raises(ValueError, match="recipe must be one of 'default', 'tutorial'; got 'fast'"):
+        with pytest.raises(ValueError, match="recipe must be one of 'default', 'tutorial', 'plain-adam'; got 'fast'"):
             train.get_recipe("fast")
 
     def test_localisation_learning_rate(self):
@@ -152,6 +178,10 @@ class TestTraining:
         assert metrics["recipe"]["optimizer"] == "sgd" and len(metrics["history"]) == 1
         assert metrics["history"][0]["theta"]["det_mean"] == pytest.approx(1.0, abs=0.05)
 
+    def test_cpu_time_is_recorded(self, tiny):
+        _, metrics = _run(tiny, train.get_recipe(epochs=1))
+        assert 0 < metrics["cpu_time_s"] and "cpu_time_s" in train.TIME_KEYS
+
     def test_divergence_is_reported(self, tiny):
         class Broken(torch.nn.Module):
             def __init__(self):
@@ -183,7 +213,53 @@ class TestCommandLine:
         assert out.exists() and (tmp_path / "run.json").exists()
         assert metrics["data"]["distortion"] == "rts" and metrics["recipe"]["epochs"] == 1
 
+    def test_loc_init_option(self, tmp_path):
+        argv = ["--distortion", "none", "--epochs", "1", "--limit", "64", "--loc-init", "random", "--out",
+                str(tmp_path / "r.pt"), "--no-progress"]
+        assert train.main(argv)["recipe"]["loc_init"] == "random"
+
     def test_bad_option(self, capsys):
         with pytest.raises(SystemExit):
             train.main(["--distortion", "xyz"])
         assert "invalid choice: 'xyz'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """benchmarks/training_recipe.py, imported from its path."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "training_recipe.py"
+    spec = importlib.util.spec_from_file_location("training_recipe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class TestRecipeBenchmark:
+    """benchmarks/training_recipe.py: its rows are valid recipes, and a smoke run writes the results JSON."""
+
+    def test_rows(self, bench):
+        rows = bench.recipes_to_run(False, 1.0)
+        assert list(rows) == ["tutorial", "plain-adam", "default"]
+        assert rows["default"][1] == train.RECIPES["default"]
+        ablations = bench.recipes_to_run(True, 1.0)
+        assert ablations["default"][1] == train.RECIPES["default"]
+        base = dataclasses.asdict(train.RECIPES["default"])
+        for name, (_, recipe) in ablations.items():  # one choice changed (two where a rate comes with it)
+            changed = {k for k, v in dataclasses.asdict(recipe).items() if v != base[k]}
+            assert len(changed) <= 1 or changed <= {"optimizer", "lr", "momentum", "schedule", "normalize",
+                                                    "padding_mode"}, (name, changed)
+        assert ablations["epochs-double"][1].epochs == 2 * base["epochs"]
+        assert bench.recipes_to_run(False, 0.1)["tutorial"][1].epochs == 2
+
+    def test_smoke_run(self, bench, tmp_path, capsys):
+        out = tmp_path / "r.json"
+        results = bench.main(["--limit", "64", "--epochs-scale", "0.01", "--threads", "1", "--out", str(out)])
+        printed = capsys.readouterr().out
+        assert "error/tutorial" in printed and "target: default error <= 0.6 x tutorial's" in printed
+        stored = json.loads(out.read_text())
+        assert [r["name"] for r in stored["rows"]] == ["tutorial", "plain-adam", "default"]
+        assert stored["rows"][0]["error_ratio"] == 1.0 and set(stored["target"]) >= {"met", "error_ratio", "time_ratio"}
+        assert stored["settings"]["n_train"] == 64 and results["rows"][2]["recipe"]["epochs"] == 1
