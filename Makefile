@@ -17,9 +17,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
-# Open the course (the student notebooks) in JupyterLab.
+# Open the course in JupyterLab, at the first student notebook (the file browser shows the repo).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: setup
-	$(BIN)/jupyter lab notebooks/01_affine_matrices/01_affine_matrices.ipynb
+	$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir="$(CURDIR)" \
+	    --LabApp.default_url=/lab/tree/notebooks/01_affine_matrices/01_affine_matrices.ipynb
 
 # Every test: stnlib's unit and oracle tests, doctests, the release checks, and every notebook
 # in solutions/ and notebooks/ executed by nbval, all in fast mode (STN_FAST=1).
