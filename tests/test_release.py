@@ -45,12 +45,18 @@ def test_release_is_exactly_what_nbgrader_generates(tmp_path):
 
 
 def solution_lines(path):
-    """The non-trivial lines between BEGIN/END SOLUTION and BEGIN/END HIDDEN TESTS markers."""
-    hidden = []
+    """The lines that only the solution and hidden-test regions of an instructor notebook hold.
+
+    Lines that also appear outside those regions (``with torch.no_grad():`` in a demo cell, say)
+    give nothing away and are left out.
+    """
+    hidden, public = [], set()
+    pattern = r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END[^\n]*"
     for cell in nbformat.read(path, as_version=4).cells:
-        for block in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END", cell.source, flags=re.S):
+        for block in re.findall(pattern, cell.source, flags=re.S):
             hidden += [line.strip() for line in block.splitlines() if len(line.strip()) > 12]
-    return hidden
+        public |= {line.strip() for line in re.sub(pattern, "", cell.source, flags=re.S).splitlines()}
+    return [line for line in hidden if line not in public]
 
 
 @pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.parent.name)
