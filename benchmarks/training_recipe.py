@@ -13,7 +13,9 @@ the machine's load hits every row alike:
 It prints each row's test error and time and the ratios to the tutorial row, and checks the
 course's target: the default recipe reaches at most 0.6x the tutorial's test error in at most
 0.25x its wall time. Wall time includes the evaluation after every epoch (part of each recipe);
-the CPU time (all threads of this process) is printed too: a busy machine disturbs it less.
+the CPU time (all threads of this process) is printed too. Timings need a quiet machine: the script
+records the load average around every run and warns when other processes competed for the cores
+(then two threads also spin-wait on each other, and wall and CPU times both swell).
 
 ``--ablations`` runs instead the variants of the default recipe that notebook 06 shows, each
 changing one choice (initialisation, localisation learning rate, transform, normalisation and
@@ -109,8 +111,17 @@ def recipes_to_run(ablations: bool, epochs_scale: float) -> dict:
     }
 
 
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover - Windows
+        return None
+
+
 def run_one(recipe, train_data, test_data, seed: int) -> dict:
-    """Train one recipe with one seed; the summary of the run."""
+    """Train one recipe with one seed; the summary of the run (with the load average before and after)."""
+    load_before = load_average()
     torch.manual_seed(seed)
     model = train.model_for(recipe, train_data)
     try:
@@ -130,6 +141,7 @@ def run_one(recipe, train_data, test_data, seed: int) -> dict:
         "parameters": metrics["parameters"],
         "test_error_per_epoch": [h["test_error"] for h in metrics["history"]],
         "theta": last["theta"],
+        "load_average": [load_before, load_average()],
     }
 
 
@@ -221,12 +233,20 @@ def main(argv=None) -> dict:
             result = run_one(recipe, train_data, test_data, seed)
             runs[name].append(result)
             note = f" DIVERGED: {result['diverged']}" if "diverged" in result else ""
+            load = result.get("load_average", [None, None])
+            load_note = f"  load {load[0]}->{load[1]}" if load[0] is not None else ""
             print(f"  seed {seed} {name:<18} test error {100 * result['test_error']:6.2f}%  "
-                  f"wall {result['wall_time_s']:6.1f} s  cpu {result['cpu_time_s']:6.1f} s{note}", flush=True)
+                  f"wall {result['wall_time_s']:6.1f} s  cpu {result['cpu_time_s']:6.1f} s{load_note}{note}", flush=True)
     rows = [summarise(name, what, recipe, runs[name]) for name, (what, recipe) in rows_to_run.items()]
     add_ratios(rows, reference)
     print()
     print(table(rows, reference))
+    loads = [x for row in rows for run in row["runs"] for x in run.get("load_average", []) if x is not None]
+    busy = bool(loads) and max(loads) > (os.cpu_count() or 1) + 0.5  # this run itself accounts for about 2
+    if busy:
+        print(f"\nwarning: the machine was busy (load average up to {max(loads)} on {os.cpu_count()} CPUs): other "
+              "processes competed for the cores, so the wall times (and their ratios) are unreliable; rerun on a "
+              "quiet machine, or compare the CPU times")
     results = {
         "benchmark": "ablations" if args.ablations else "training_recipe",
         "command": "python benchmarks/training_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -239,6 +259,7 @@ def main(argv=None) -> dict:
         "machine": {"torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()},
         "total_time_s": time.perf_counter() - start,
+        "busy_machine": busy,
         "rows": rows,
     }
     if not args.ablations:
