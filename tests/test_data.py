@@ -16,16 +16,6 @@ TOL = 0.5 / 255 + 1e-5  # stored images are rounded to uint8
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    """An empty data directory, with STN_DATA_DIR pointing at it and downloads off."""
-    root = tmp_path_factory.mktemp("stn_data")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STN_DATA_DIR", str(root))
-        mp.setenv("STN_OFFLINE", "1")
-        yield root
-
-
-@pytest.fixture(scope="module")
 def base(data_root):
     return data.load_base("mnist")
 

@@ -16,15 +16,6 @@ from stnlib import data, models, train
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stn_data")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STN_DATA_DIR", str(root))
-        mp.setenv("STN_OFFLINE", "1")
-        yield root
-
-
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, data_root):
     monkeypatch.setenv("STN_DATA_DIR", str(data_root))

@@ -13,7 +13,15 @@ import torch.nn.functional as F
 from .. import blocking
 from ..config import grading
 
-__all__ = ["CheckFailed", "check_close", "check_raises", "passed", "reference_ops_blocked", "yours_or_reference"]
+__all__ = [
+    "CheckFailed",
+    "call_learner",
+    "check_close",
+    "check_raises",
+    "passed",
+    "reference_ops_blocked",
+    "yours_or_reference",
+]
 
 
 class CheckFailed(AssertionError):
@@ -119,6 +127,27 @@ def reference_ops_blocked():
             yield
         finally:
             blocking.set_blocked(previous)
+
+
+def call_learner(fn, *args, name: str, on: str, **kwargs):
+    """Call the learner's ``fn(*args, **kwargs)`` with the reference ops switched off.
+
+    ``NotImplementedError`` (an unsolved stub) and :class:`CheckFailed` pass through; any other
+    error becomes a :class:`CheckFailed` that names the function and the input (the original
+    error stays chained to it), so the learner sees *where* their code broke.
+
+    Args:
+        fn: the learner's function.
+        name: its name, for the message.
+        on: a short description of the input, for the message.
+    """
+    with reference_ops_blocked():
+        try:
+            return fn(*args, **kwargs)
+        except (NotImplementedError, CheckFailed):
+            raise
+        except Exception as err:  # noqa: BLE001 - report whatever the learner's code raised
+            raise CheckFailed(f"{name} on {on}: raised {type(err).__name__}: {err}") from err
 
 
 def yours_or_reference(yours, reference, *, exercise: str):

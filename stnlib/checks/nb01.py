@@ -25,7 +25,7 @@ from unittest import mock
 import torch
 
 from ..blocking import reference
-from .common import CheckFailed, check_close, passed, reference_ops_blocked
+from .common import CheckFailed, call_learner, check_close, passed
 
 __all__ = [
     "to_homogeneous_reference",
@@ -75,21 +75,6 @@ def from_homogeneous_reference(points_h: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- helpers
-def _call(fn, *args, name: str, on: str):
-    """Call the learner's ``fn(*args)`` with the reference ops switched off.
-
-    ``NotImplementedError`` (an unsolved stub) passes through; any other error becomes a
-    :class:`CheckFailed` that names the input (the original error stays chained to it).
-    """
-    with reference_ops_blocked():
-        try:
-            return fn(*args)
-        except (NotImplementedError, CheckFailed):
-            raise
-        except Exception as err:  # noqa: BLE001 - report whatever the learner's code raised
-            raise CheckFailed(f"{name} on {on}: raised {type(err).__name__}: {err}") from err
-
-
 def _check_dtype(got, dtype: torch.dtype, *, fn: str, on: str) -> None:
     """Raise CheckFailed if ``got`` is a tensor of another dtype (check_close reports non-tensors)."""
     if isinstance(got, torch.Tensor) and got.dtype != dtype:
@@ -176,7 +161,7 @@ def _compare_to_homogeneous(fn, cases) -> None:
     for p, on in cases:
         expected = _expected_to_h(p)
         keep = p.clone()
-        got = _call(fn, p, name="to_homogeneous", on=on)
+        got = call_learner(fn, p, name="to_homogeneous", on=on)
         _check_dtype(got, p.dtype, fn="to_homogeneous", on=on)
         check_close(got, expected, fn="to_homogeneous", on=on, atol=0.0)
         if not torch.equal(p, keep):
@@ -210,7 +195,7 @@ def grade_to_homogeneous(fn) -> None:
 def _compare_from_homogeneous(fn, cases) -> None:
     for ph, on in cases:
         expected = ph[..., :2] / ph[..., 2:]
-        got = _call(fn, ph.clone(), name="from_homogeneous", on=on)
+        got = call_learner(fn, ph.clone(), name="from_homogeneous", on=on)
         _check_dtype(got, ph.dtype, fn="from_homogeneous", on=on)
         check_close(got, expected, fn="from_homogeneous", on=on, atol=1e-6, rtol=1e-6)
 
@@ -250,7 +235,7 @@ def check_rotation_by_hand(fn) -> None:
                         (-45.0, "")]:
         on = f"angle_deg={angle}{note}"
         expected = _rotation(torch.tensor(angle, dtype=torch.float64)).to(torch.float32)
-        got = _call(fn, angle, name="rotation_by_hand", on=on)
+        got = call_learner(fn, angle, name="rotation_by_hand", on=on)
         _check_dtype(got, torch.get_default_dtype(), fn="rotation_by_hand", on=on)
         check_close(got, expected, fn="rotation_by_hand", on=on, atol=1e-6)
     passed("rotation_by_hand matches [[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]] for 30, 90 and -45 degrees")
@@ -262,7 +247,7 @@ def grade_rotation_by_hand(fn) -> None:
     for angle in (torch.rand(5, generator=gen, dtype=torch.float64) * 1440.0 - 720.0).tolist():
         on = f"angle_deg={angle:.3f}"
         expected = _rotation(torch.tensor(angle, dtype=torch.float64)).to(torch.float32)
-        got = _call(fn, angle, name="rotation_by_hand", on=on)
+        got = call_learner(fn, angle, name="rotation_by_hand", on=on)
         check_close(got, expected, fn="rotation_by_hand", on=on, atol=2e-6)
     print("rotation_by_hand: hidden tests passed")
 
@@ -270,7 +255,7 @@ def grade_rotation_by_hand(fn) -> None:
 def _compare_rotation_batch(fn, angles: torch.Tensor, on: str) -> None:
     expected = _rotation(angles.to(torch.float64)).to(angles.dtype)
     eye = torch.eye(3, dtype=torch.float64).expand(expected.shape)
-    got = _call(fn, angles.clone(), name="rotation_by_hand", on=on)
+    got = call_learner(fn, angles.clone(), name="rotation_by_hand", on=on)
     tol = 1e-5 if angles.dtype == torch.float32 else 1e-12
     _check_dtype(got, angles.dtype, fn="rotation_by_hand", on=on)
     check_close(got, expected, fn="rotation_by_hand", on=on, atol=tol)
@@ -309,7 +294,7 @@ def _compare_fixed_centre(fn, angle: float, center: tuple, offsets: torch.Tensor
     rad = math.radians(angle)
     rot = torch.tensor([[math.cos(rad), -math.sin(rad)], [math.sin(rad), math.cos(rad)]], dtype=torch.float64)
     expected_points = c + offsets @ rot.T  # each offset from the centre, turned by the angle
-    got = _call(fn, angle, center, name="rotate_about", on=on)
+    got = call_learner(fn, angle, center, name="rotate_about", on=on)
     check_close(got, torch.zeros(3, 3), fn="rotate_about", on=f"{on} (its shape)", atol=float("inf"))
     g = got.detach().to(torch.float64)
     check_close(g[2], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), fn="rotate_about",
@@ -349,7 +334,7 @@ def _compare_rotate_about(fn, angle: float, center: tuple) -> None:
     on = f"angle_deg={angle}, center_xy={center}"
     cx, cy = (torch.tensor(v, dtype=torch.float64) for v in center)
     expected = _translation(cx, cy) @ _rotation(torch.tensor(angle, dtype=torch.float64)) @ _translation(-cx, -cy)
-    got = _call(fn, angle, center, name="rotate_about", on=on)
+    got = call_learner(fn, angle, center, name="rotate_about", on=on)
     _check_dtype(got, torch.get_default_dtype(), fn="rotate_about", on=on)
     check_close(got, expected.to(torch.float32), fn="rotate_about", on=f"{on}, compared with T(c) @ R @ T(-c)",
                 atol=1e-4)
@@ -376,7 +361,7 @@ def grade_rotate_about(fn) -> None:
 def _compare_inverse(fn, m: torch.Tensor, on: str) -> None:
     expected = torch.linalg.inv(m.to(torch.float64))
     with _only_2x2_inverses("invert_affine_by_hand"):
-        got = _call(fn, m.clone(), name="invert_affine_by_hand", on=on)
+        got = call_learner(fn, m.clone(), name="invert_affine_by_hand", on=on)
     tol = 1e-4 if m.dtype == torch.float32 else 1e-10
     _check_dtype(got, m.dtype, fn="invert_affine_by_hand", on=on)
     check_close(got, expected.to(m.dtype), fn="invert_affine_by_hand", on=f"{on}, compared with torch.linalg.inv",
@@ -405,7 +390,7 @@ def _compare_round_trip(fn, m: torch.Tensor, on: str) -> None:
     eye = torch.eye(3, dtype=torch.float64).expand(m.shape)
     last = torch.tensor([0.0, 0.0, 1.0], dtype=m.dtype).expand(m.shape[:-1])
     with _only_2x2_inverses("invert_affine_by_hand"):
-        got = _call(fn, m.clone(), name="invert_affine_by_hand", on=on)
+        got = call_learner(fn, m.clone(), name="invert_affine_by_hand", on=on)
     _check_dtype(got, m.dtype, fn="invert_affine_by_hand", on=on)
     check_close(got, m, fn="invert_affine_by_hand", on=f"{on} (its shape)", atol=float("inf"))
     tol = 1e-4 if m.dtype == torch.float32 else 1e-10
@@ -440,7 +425,7 @@ def _compare_matrix_from_theta(fn, theta: torch.Tensor, on: str) -> None:
     bottom[..., 0, 2] = 1.0
     expected = torch.cat([theta, bottom], dim=-2)
     keep = theta.clone()
-    got = _call(fn, theta, name="matrix_from_theta", on=on)
+    got = call_learner(fn, theta, name="matrix_from_theta", on=on)
     _check_dtype(got, theta.dtype, fn="matrix_from_theta", on=on)
     check_close(got, expected, fn="matrix_from_theta", on=on, atol=0.0)
     if not torch.equal(theta, keep):

@@ -26,7 +26,7 @@ import math
 import torch
 
 from ..blocking import reference
-from .common import CheckFailed, check_close, passed, reference_ops_blocked
+from .common import CheckFailed, call_learner, check_close, passed
 
 __all__ = [
     "per_class_error_reference",
@@ -101,21 +101,6 @@ def angle_difference_deg_reference(a: torch.Tensor, b: torch.Tensor) -> torch.Te
 
 
 # --------------------------------------------------------------------------- helpers
-def _call(fn, *args, name: str, on: str):
-    """Call the learner's ``fn(*args)`` with the reference ops switched off.
-
-    ``NotImplementedError`` (an unsolved stub) passes through; any other error becomes a
-    :class:`CheckFailed` that names the input (the original error stays chained to it).
-    """
-    with reference_ops_blocked():
-        try:
-            return fn(*args)
-        except (NotImplementedError, CheckFailed):
-            raise
-        except Exception as err:  # noqa: BLE001 - report whatever the learner's code raised
-            raise CheckFailed(f"{name} on {on}: raised {type(err).__name__}: {err}") from err
-
-
 def _rotation_2x2(angle_deg: torch.Tensor) -> torch.Tensor:
     """Oracle: (..., 2, 2) rotation [[cos, -sin], [sin, cos]] from torch.cos / torch.sin (degrees)."""
     rad = angle_deg * (math.pi / 180.0)
@@ -142,7 +127,7 @@ def _per_class_oracle(logits: torch.Tensor, labels: torch.Tensor, num_classes: i
 
 def _compare_per_class(fn, logits, labels, num_classes, on: str) -> None:
     expected = _per_class_oracle(logits, labels, num_classes)
-    got = _call(fn, logits.clone(), labels.clone(), num_classes, name="per_class_error", on=on)
+    got = call_learner(fn, logits.clone(), labels.clone(), num_classes, name="per_class_error", on=on)
     name = "per_class_error"
     if not isinstance(got, torch.Tensor):
         raise CheckFailed(f"{name} on {on}: expected a torch.Tensor, got {type(got).__name__}")
@@ -193,7 +178,7 @@ def grade_per_class_error(fn) -> None:
 
 # --------------------------------------------------------------------------- 2. rotation_from_theta
 def _compare_rotation(fn, theta: torch.Tensor, expected: torch.Tensor, on: str, atol: float) -> None:
-    got = _call(fn, theta.clone(), name="rotation_from_theta", on=on)
+    got = call_learner(fn, theta.clone(), name="rotation_from_theta", on=on)
     check_close(got, expected.to(theta.dtype), fn="rotation_from_theta", on=on, atol=atol)
 
 
@@ -282,7 +267,7 @@ def _compare_residual(fn, theta_learned: torch.Tensor, theta_true: torch.Tensor,
     image = _apply(theta_true, _apply(theta_learned, points))
     origin, ex, ey = image[:, 0], image[:, 1], image[:, 2]
     expected = torch.stack([ex - origin, ey - origin, origin], dim=-1)  # columns: A e_x, A e_y, t
-    got = _call(fn, theta_learned.clone(), theta_true.clone(), name="residual_transform", on=on)
+    got = call_learner(fn, theta_learned.clone(), theta_true.clone(), name="residual_transform", on=on)
     check_close(got, expected, fn="residual_transform", on=on, atol=atol)
 
 
@@ -326,7 +311,7 @@ def _difference_oracle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _compare_difference(fn, a: torch.Tensor, b: torch.Tensor, on: str, atol: float) -> None:
     expected = _difference_oracle(a, b)
-    got = _call(fn, a.clone(), b.clone(), name="angle_difference_deg", on=on)
+    got = call_learner(fn, a.clone(), b.clone(), name="angle_difference_deg", on=on)
     check_close(got, expected.to(torch.promote_types(a.dtype, b.dtype)), fn="angle_difference_deg", on=on, atol=atol)
 
 
