@@ -491,6 +491,39 @@ class DistortedDigits(torch.utils.data.Dataset):
         """(H, W) of the images."""
         return tuple(self.images.shape[-2:])
 
+    def redraw(self, seed: int) -> "DistortedDigits":
+        """The same clean digits with fresh distortions, drawn from ``seed``.
+
+        Training on a new draw every epoch shows the network each digit in many poses instead of
+        one (``stnlib.train.Recipe.redraw``). The ranges are those of :func:`sample_distortion`;
+        on ``"tc"`` the clutter is cut from these digits. ``"none"`` returns ``self``.
+
+        Args:
+            seed: seed of the draw; the same seed gives identical tensors.
+
+        Returns:
+            a new :class:`DistortedDigits` with the same ``clean`` and ``labels``, new ``images``
+            (N, 1, S, S) uint8 and ``params``, and ``seed`` set to ``seed``.
+
+        Example:
+            >>> clean = torch.zeros(3, 1, 28, 28, dtype=torch.uint8)
+            >>> d = DistortedDigits(clean, torch.arange(3), clean, {}, dataset="mnist",
+            ...                     distortion="none", train=True, seed=0, source="test")
+            >>> d.redraw(1) is d
+            True
+        """
+        if self.distortion == "none":
+            return self
+        generator = torch.Generator().manual_seed(int(seed))
+        params = sample_distortion(self.distortion, len(self.labels), generator=generator)
+        if self.distortion == "tc":
+            _no_self_clutter(params)
+        images = _render_uint8(self.clean, self.distortion, params, self.clean[:, 0])
+        return DistortedDigits(
+            images, self.labels, self.clean, params, dataset=self.dataset, distortion=self.distortion,
+            train=self.train, seed=int(seed), source=self.source,
+        )
+
     def __repr__(self) -> str:
         split = "train" if self.train else "test"
         return (
@@ -541,25 +574,34 @@ def distorted_digits(
     labels = base.train_labels if train else base.test_labels
     generator = torch.Generator().manual_seed(_split_seed(seed, train))
     params = sample_distortion(distortion, len(labels), generator=generator, n_sources=len(labels))
-    if distortion == "tc":  # a digit never serves as its own clutter
-        own = torch.arange(len(labels))[:, None]
-        params["clutter_source"] = torch.where(
-            params["clutter_source"] == own, (params["clutter_source"] + 1) % len(labels), params["clutter_source"]
-        )
+    if distortion == "tc":
+        _no_self_clutter(params)
     n = len(labels) if limit is None else min(int(limit), len(labels))
     params = {key: value[:n] for key, value in params.items()}
     clean = images[:n].unsqueeze(1)
-    chunks = []
-    for start in range(0, n, RENDER_CHUNK):
-        part = {key: value[start:start + RENDER_CHUNK] for key, value in params.items()}
-        out = render_distortion(clean[start:start + RENDER_CHUNK], distortion, part, clutter_sources=images)
-        chunks.append(torch.round(out * 255.0).to(torch.uint8))
-    side = CANVAS_SIZE[distortion]
-    distorted = torch.cat(chunks) if chunks else torch.zeros(0, 1, side, side, dtype=torch.uint8)
     return DistortedDigits(
-        distorted, labels[:n].clone(), clean.clone(), params,
+        _render_uint8(clean, distortion, params, images), labels[:n].clone(), clean.clone(), params,
         dataset=dataset, distortion=distortion, train=train, seed=seed, source=base.source,
     )
+
+
+def _render_uint8(clean: torch.Tensor, distortion: str, params: dict, sources: torch.Tensor) -> torch.Tensor:
+    """:func:`render_distortion` in chunks, rounded to uint8: (N, 1, 28, 28) -> (N, 1, S, S)."""
+    chunks = []
+    for start in range(0, len(clean), RENDER_CHUNK):
+        part = {key: value[start:start + RENDER_CHUNK] for key, value in params.items()}
+        out = render_distortion(clean[start:start + RENDER_CHUNK], distortion, part, clutter_sources=sources)
+        chunks.append(torch.round(out * 255.0).to(torch.uint8))
+    side = CANVAS_SIZE[distortion]
+    return torch.cat(chunks) if chunks else torch.zeros(0, 1, side, side, dtype=torch.uint8)
+
+
+def _no_self_clutter(params: dict) -> None:
+    """A digit never serves as its own clutter (``"tc"``): move such sources to the next digit, in place."""
+    sources = params["clutter_source"]
+    n = len(sources)
+    own = torch.arange(n)[:, None]
+    params["clutter_source"] = torch.where(sources == own, (sources + 1) % max(n, 1), sources)
 
 
 def load_datasets(

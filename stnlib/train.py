@@ -9,15 +9,16 @@ of the sampler. ``RECIPES`` names three of them:
 
 - ``"default"``: stnlib's recipe. An STN with the paper's small localisation network on a 2x
   downsampled input, output 28x28, normalisation after the transformer; Adam (peak lr 3e-3) with a
-  one-cycle schedule, the localisation network at 0.3 of the rate, batch 64, 8 epochs. Each choice
+  one-cycle schedule, the localisation network at 0.3 of the rate, batch 64, 8 epochs, and a
+  fresh draw of the training distortions every epoch (the same digits in new poses). Each choice
   is backed by an ablation on the offline 4,000-digit RTS set, two seeds each
   (``benchmarks/results/ablations.json``, shown in notebook 06); batch 32 or 16 epochs lower the
   error a little more at 20 % or 100 % more time.
 - ``"tutorial"``: the PyTorch tutorial as published: its network (:class:`stnlib.models.TutorialNet`),
   normalisation before the transformer with zero padding, SGD at lr 0.01 without momentum, one rate
-  for every layer, batch 64, 20 epochs.
+  for every layer, batch 64, 20 epochs, one fixed draw of the distortions.
 - ``"plain-adam"``: the tutorial with only its optimiser changed: Adam with a one-cycle schedule
-  (peak 3e-3), batch 128, the localisation network at a tenth of the rate, 5 epochs. The third row
+  (peak 3e-3), batch 128, the localisation network at a tenth of the rate, 5 epochs (one fixed draw). The second row
   of ``benchmarks/training_recipe.py``, which compares the three side by side (results in
   ``benchmarks/results/training_recipe.json``; the ablations of the default recipe, one choice at a
   time, in ``benchmarks/results/ablations.json``; notebook 06 shows both).
@@ -45,6 +46,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -66,6 +68,7 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "theta_stats",
+    "redraw_seed",
     "evaluate",
     "train",
     "metrics_path",
@@ -107,6 +110,10 @@ class Recipe:
             an ablation: the transformer starts from a random, mostly degenerate theta).
         loc_downsample: the localisation network's average pooling of its input (``"stn"`` and
             ``"cnn"`` models; 1 = full resolution).
+        redraw: draw fresh distortions of the training digits every epoch after the first
+            (:meth:`stnlib.data.DistortedDigits.redraw`, seeded by the data seed, the run's seed
+            and the epoch), so the network sees each digit in many poses; the test set never
+            changes. Needs ``DistortedDigits`` training data; False trains on one fixed draw.
     """
 
     model: str = "stn"
@@ -126,6 +133,7 @@ class Recipe:
     grad_clip: float | None = None
     loc_init: str = "identity"
     loc_downsample: int = 2
+    redraw: bool = True
 
     def __post_init__(self):
         check_choice(self.model, MODELS, "model")
@@ -145,11 +153,11 @@ RECIPES = {
     "default": Recipe(),
     "tutorial": Recipe(
         model="tutorial", normalize="before", padding_mode="zeros", optimizer="sgd", lr=0.01, momentum=0.0,
-        schedule="constant", loc_lr_mult=1.0, batch_size=64, epochs=20,
+        schedule="constant", loc_lr_mult=1.0, batch_size=64, epochs=20, redraw=False,
     ),
     "plain-adam": Recipe(
         model="tutorial", normalize="before", padding_mode="zeros", optimizer="adam", lr=3e-3,
-        schedule="onecycle", loc_lr_mult=0.1, batch_size=128, epochs=5,
+        schedule="onecycle", loc_lr_mult=0.1, batch_size=128, epochs=5, redraw=False,
     ),
 }
 
@@ -304,6 +312,19 @@ def _progress_enabled(progress: bool | None) -> bool:
     return not (config.fast_mode() or os.environ.get("CI"))
 
 
+def redraw_seed(data_seed: int, run_seed: int, epoch: int) -> int:
+    """Seed of the training draw of ``epoch`` (2, 3, ...) when ``Recipe.redraw`` is on.
+
+    Distinct for every (data seed, run seed, epoch), and never one of the dataset's own split seeds.
+
+    Example:
+        >>> redraw_seed(0, 0, 2) == redraw_seed(0, 0, 2) != redraw_seed(0, 1, 2)
+        True
+    """
+    state = numpy.random.SeedSequence([int(data_seed), int(run_seed), int(epoch), 0x57A7]).generate_state(2)
+    return int(state[0]) << 32 | int(state[1])
+
+
 def _data_info(train_data, test_data) -> dict:
     info = {key: getattr(train_data, key, None) for key in ("dataset", "distortion", "source", "seed")}
     info.update(n_train=len(_tensors(train_data)[1]), n_test=len(_tensors(test_data)[1]))
@@ -336,7 +357,8 @@ def train(
         verbose: print one line per epoch.
 
     Returns:
-        metrics dict: ``recipe``, ``seed``, ``device``, ``data``, ``parameters``, ``history`` (one dict
+        metrics dict: ``recipe``, ``seed``, ``device``, ``data``, ``parameters``, ``redrawn`` (whether
+        the training draw changed every epoch), ``history`` (one dict
         per epoch: ``train_loss``, ``train_error``, ``test_loss``, ``test_error``, ``theta``, ``lr``,
         ``seconds``), ``final_test_error``, ``final_test_loss``, ``wall_time_s`` and ``cpu_time_s``
         (the CPU time of this process, all threads, which a busy machine disturbs less).
@@ -362,8 +384,11 @@ def train(
         total=recipe.epochs * steps_per_epoch, desc="training", unit="batch", disable=not _progress_enabled(progress)
     )
     say = tqdm.write if not bar.disable else print
+    redraw = recipe.redraw and hasattr(train_data, "redraw")
     for epoch in range(1, recipe.epochs + 1):
         epoch_start, total_loss, errors = time.perf_counter(), 0.0, 0
+        if redraw and epoch > 1:  # fresh poses of the same digits (the labels do not change)
+            images = train_data.redraw(redraw_seed(train_data.seed, seed, epoch)).images.to(device)
         model.train()
         for index in torch.randperm(n, generator=generator).split(recipe.batch_size):
             index = index.to(device)
@@ -410,6 +435,7 @@ def train(
         "device": str(device),
         "data": _data_info(train_data, test_data),
         "parameters": count_parameters(model),
+        "redrawn": redraw,
         "history": history,
         "final_test_error": history[-1]["test_error"] if history else None,
         "final_test_loss": history[-1]["test_loss"] if history else None,
@@ -508,6 +534,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--grad-clip", type=float)
     parser.add_argument("--loc-init", choices=LOC_INITS, help="identity (default) or random (an ablation)")
     parser.add_argument("--loc-downsample", type=int, help="localisation network's input pooling (1: none)")
+    parser.add_argument(
+        "--fixed-draw", action="store_true", help="train on one fixed draw of the distortions (no redraw each epoch)"
+    )
     parser.add_argument("--limit", type=int, help="use only the first LIMIT samples of each split")
     parser.add_argument("--seed", type=int, default=0, help="seed of the run (weights, shuffling)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the distortions")
@@ -531,6 +560,8 @@ def main(argv=None) -> dict:
                      "momentum", "weight_decay", "schedule", "loc_lr_mult", "batch_size", "epochs", "grad_clip",
                      "loc_init", "loc_downsample")
     }
+    if args.fixed_draw:
+        overrides["redraw"] = False
     recipe = get_recipe(args.recipe, **overrides)
     train_data, test_data = load_datasets(
         args.dataset, args.distortion, seed=args.data_seed, limit=args.limit, root=args.data_dir,

@@ -222,6 +222,42 @@ class TestGroundTruth:
             torch.testing.assert_close(theta[i], expected, atol=1e-5, rtol=0)
 
 
+class TestRedraw:
+    """DistortedDigits.redraw: the same digits in fresh poses, for training on a new draw every epoch."""
+
+    @pytest.mark.parametrize("distortion", ["r", "rts", "p", "e", "tc"])
+    def test_same_digits_new_poses(self, base, distortion):
+        ds = data.distorted_digits("mnist", distortion, seed=0, limit=64, base=base)
+        new = ds.redraw(123)
+        assert torch.equal(new.clean, ds.clean) and torch.equal(new.labels, ds.labels)
+        assert new.images.shape == ds.images.shape and new.images.dtype == torch.uint8
+        assert (new.images != ds.images).flatten(1).any(1).all()  # every sample has moved
+        assert (new.seed, new.distortion, new.train, new.source) == (123, distortion, True, ds.source)
+        again = ds.redraw(123)
+        assert torch.equal(again.images, new.images)
+        assert all(torch.equal(again.params[k], v) for k, v in new.params.items())
+        assert not torch.equal(ds.redraw(124).images, new.images)
+
+    @pytest.mark.parametrize("distortion", ["r", "rts"])
+    def test_new_ground_truth_holds(self, base, distortion):
+        new = data.distorted_digits("mnist", distortion, seed=0, limit=100, base=base).redraw(7)
+        expected = _affine_render(new.clean, new.params["theta"], data.CANVAS_SIZE[distortion])
+        assert (new.images.float() / 255 - expected).abs().max() <= TOL
+        limit = data.R_ANGLE if distortion == "r" else data.RTS_ANGLE
+        assert new.params["angle_deg"].abs().max() <= limit
+
+    def test_tc_clutter_from_other_digits(self, base):
+        new = data.distorted_digits("mnist", "tc", seed=0, limit=50, base=base).redraw(5)
+        assert (new.params["clutter_source"] != torch.arange(50)[:, None]).all()
+        assert (new.params["clutter_source"] < 50).all()
+        digit = _affine_render(new.clean, new.params["theta"], 60)
+        assert (digit - new.images.float() / 255).max() <= TOL  # the clutter only adds ink
+
+    def test_none_is_unchanged(self, base):
+        ds = data.distorted_digits("mnist", "none", seed=0, limit=10, base=base)
+        assert ds.redraw(1) is ds
+
+
 class TestDataset:
     def test_getitem_and_repr(self, base):
         ds = data.distorted_digits("mnist", "rts", seed=0, limit=8, base=base)
