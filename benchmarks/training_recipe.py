@@ -59,6 +59,7 @@ TARGET = {"error_ratio_max": 0.6, "time_ratio_max": 0.25}
 #: name -> (which choice of the default recipe it tests, the one change). The first row is the default itself.
 ABLATIONS = {
     "default": ("the default recipe", {}),
+    "fixed-draw": ("data: one fixed draw of the training distortions (no fresh draw each epoch)", {"redraw": False}),
     "random-init": ("initialisation: PyTorch's random init of the last fc_loc layer", {"loc_init": "random"}),
     "loc-lr-x1": ("localisation learning rate: the same as the classifier's", {"loc_lr_mult": 1.0}),
     "loc-lr-x0.1": ("localisation learning rate: a tenth (the paper's SVHN choice)", {"loc_lr_mult": 0.1}),

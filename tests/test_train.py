@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from stnlib import data, models, train
+from stnlib import data, geometry, models, train
 
 torch.set_num_threads(1)
 
@@ -56,6 +56,11 @@ class TestRecipes:
         r, t = train.RECIPES["plain-adam"], train.RECIPES["tutorial"]
         assert (r.model, r.normalize, r.padding_mode) == (t.model, t.normalize, t.padding_mode)
         assert (r.optimizer, r.schedule, r.batch_size, r.loc_lr_mult, r.epochs) == ("adam", "onecycle", 128, 0.1, 5)
+
+    def test_redraw(self):
+        """Only the default draws fresh distortions every epoch; the tutorial's recipes keep one draw."""
+        assert train.RECIPES["default"].redraw is True
+        assert train.RECIPES["tutorial"].redraw is False and train.RECIPES["plain-adam"].redraw is False
 
     def test_loc_init(self, tiny):
         recipe = train.get_recipe(loc_init="random")
@@ -185,6 +190,40 @@ class TestTraining:
         with pytest.raises(RuntimeError, match="training diverged: the loss is nan in epoch 1"):
             train.train(Broken(), *tiny, train.get_recipe(epochs=1), progress=False, verbose=False)
 
+    def test_fresh_draw_every_epoch(self, monkeypatch):
+        """Epochs 2, 3, ... train on new draws of the same digits, each from its own seed; the test set stays."""
+        train_set, test_set = data.load_datasets("mnist", "rts", seed=0, limit=64)
+        seen, redraw = [], data.DistortedDigits.redraw
+
+        def spy(self, seed):
+            seen.append(seed)
+            return redraw(self, seed)
+
+        monkeypatch.setattr(data.DistortedDigits, "redraw", spy)
+        recipe = train.get_recipe(epochs=3, batch_size=32)
+        torch.manual_seed(0)
+        model = train.model_for(recipe, train_set)
+        metrics = train.train(model, train_set, test_set, recipe, seed=0, progress=False, verbose=False)
+        assert metrics["redrawn"] is True
+        assert seen == [train.redraw_seed(0, 0, 2), train.redraw_seed(0, 0, 3)] and len(set(seen)) == 2
+        assert seen[0] not in (0, 1)  # not the dataset's own train or test stream
+        seen.clear()
+        fixed = dataclasses.replace(recipe, redraw=False)
+        metrics = train.train(train.model_for(fixed, train_set), train_set, test_set, fixed, progress=False, verbose=False)
+        assert seen == [] and metrics["redrawn"] is False
+
+    def test_fresh_draw_changes_the_run(self):
+        """On plain digits there is nothing to redraw; on RTS the fresh draws change the result."""
+        rts = data.load_datasets("mnist", "rts", seed=0, limit=128)
+        recipe = train.get_recipe(epochs=2, batch_size=64)
+        runs = []
+        for redraw in (True, False):
+            r = dataclasses.replace(recipe, redraw=redraw)
+            torch.manual_seed(0)
+            runs.append(train.train(train.model_for(r, rts[0]), *rts, r, progress=False, verbose=False))
+        assert runs[0]["history"][0]["train_loss"] == runs[1]["history"][0]["train_loss"]
+        assert runs[0]["history"][1]["train_loss"] != runs[1]["history"][1]["train_loss"]
+
     def test_evaluate(self, tiny):
         model = models.CNNClassifier((28, 28))
         result = train.evaluate(model, tiny[1], batch_size=100, device="cpu")
@@ -209,23 +248,38 @@ class TestCommandLine:
                 str(tmp_path / "r.pt"), "--no-progress"]
         assert train.main(argv)["recipe"]["loc_init"] == "random"
 
+    def test_fixed_draw_option(self, tmp_path):
+        argv = ["--distortion", "rts", "--epochs", "2", "--limit", "64", "--fixed-draw", "--out",
+                str(tmp_path / "f.pt"), "--no-progress"]
+        metrics = train.main(argv)
+        assert metrics["recipe"]["redraw"] is False and metrics["redrawn"] is False
+
     def test_bad_option(self, capsys):
         with pytest.raises(SystemExit):
             train.main(["--distortion", "xyz"])
         assert "invalid choice: 'xyz'" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def bench():
-    """benchmarks/training_recipe.py, imported from its path."""
+def _benchmark(name):
+    """A script of benchmarks/, imported from its path."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "training_recipe.py"
-    spec = importlib.util.spec_from_file_location("training_recipe", path)
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _benchmark("training_recipe")
+
+
+@pytest.fixture(scope="module")
+def full_scale():
+    return _benchmark("full_scale")
 
 
 class TestRecipeBenchmark:
@@ -254,3 +308,55 @@ class TestRecipeBenchmark:
         assert [r["name"] for r in stored["rows"]] == ["tutorial", "plain-adam", "default"]
         assert stored["rows"][0]["error_ratio"] == 1.0 and set(stored["target"]) >= {"met", "error_ratio", "time_ratio"}
         assert stored["settings"]["n_train"] == 64 and results["rows"][2]["recipe"]["epochs"] == 1
+
+
+class TestFullScaleBenchmark:
+    """benchmarks/full_scale.py: its undo measure against an oracle, and a smoke run."""
+
+    class _Fixed(torch.nn.Module):
+        """A stand-in STN whose theta is given per sample (in dataset order)."""
+
+        def __init__(self, theta):
+            super().__init__()
+            self.register_buffer("thetas", theta.float())
+            self.seen = 0
+
+        def theta(self, x):
+            out = self.thetas[self.seen:self.seen + len(x)]
+            self.seen += len(x)
+            return out
+
+    def test_ideal_transformer_undoes_everything(self, full_scale):
+        """The inverse of each sample's theta_true (the ideal STN) gives slopes of 1 and no residual."""
+        _, test_set = data.load_datasets("mnist", "rts", seed=0, limit=300)
+        ideal = geometry.invert_affine(test_set.params["theta"])
+        stats = full_scale.undo_stats(self._Fixed(ideal), test_set)
+        assert stats["angle_slope"] == pytest.approx(1, abs=1e-4) and stats["angle_corr"] > 0.9999
+        assert stats["scale_slope"] == pytest.approx(1, abs=1e-4) and stats["shift_slope"] == pytest.approx(1, abs=1e-4)
+        assert stats["angle_resid_median"] < 0.01
+
+    def test_identity_undoes_nothing(self, full_scale):
+        """theta = identity for every sample: slopes 0; the residual is the spread of the angles."""
+        _, test_set = data.load_datasets("mnist", "r", seed=0, limit=300)
+        identity = torch.eye(2, 3).expand(300, 2, 3)
+        stats = full_scale.undo_stats(self._Fixed(identity), test_set)
+        assert stats["angle_slope"] == pytest.approx(0, abs=1e-6)
+        assert stats["scale_slope"] is None and stats["shift_slope"] is None  # R varies neither
+        assert 30 < stats["angle_resid_median"] < 60  # uniform in +-90 degrees: median |angle| 45
+
+    def test_rotation_deg_matches_the_nb06_reference(self, full_scale):
+        from stnlib.checks import nb06
+
+        theta = torch.randn(50, 2, 3, dtype=torch.float64)
+        torch.testing.assert_close(full_scale.rotation_deg(theta), nb06.rotation_from_theta_reference(theta))
+
+    def test_smoke_run_and_merge(self, full_scale, tmp_path, capsys):
+        one, two = tmp_path / "a.json", tmp_path / "b.json"
+        full_scale.main(["--only", "rts-stn", "--epochs", "1", "--limit", "64", "--device", "cpu", "--out", str(one)])
+        full_scale.main(["--only", "r-cnn", "--epochs", "1", "--limit", "64", "--device", "cpu", "--out", str(two)])
+        assert "rts-stn: 1 epochs (1 steps)" in capsys.readouterr().out
+        merged = full_scale.main(["--merge", str(two), str(one), "--out", str(tmp_path / "m.json")])
+        assert [r["name"] for r in merged["rows"]] == ["r-cnn", "rts-stn"]  # in the order of RUNS
+        stn = merged["rows"][1]
+        assert stn["n_train"] == 64 and stn["recipe"]["redraw"] is True and "angle_slope" in stn
+        assert "angle_slope" not in merged["rows"][0]  # a CNN has no theta
