@@ -38,6 +38,8 @@ from pathlib import Path
 import torch
 
 from stnlib import data, geometry, train
+from stnlib.checks.nb06 import angle_difference_deg_reference as angle_difference
+from stnlib.checks.nb06 import rotation_from_theta_reference as rotation_deg
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -53,16 +55,6 @@ RUNS = {
     "tc-frozen": ("tc", {"transform": "attention", "loc_lr_mult": 1e-12}),
     "tc-cnn": ("tc", {"model": "cnn"}),
 }
-
-
-def rotation_deg(theta: torch.Tensor) -> torch.Tensor:
-    """Angle (degrees) of the rotation closest to the 2x2 part of each theta (N, 2, 3) -> (N,)."""
-    a = theta[:, :, :2]
-    return torch.rad2deg(torch.atan2(a[:, 1, 0] - a[:, 0, 1], a[:, 0, 0] + a[:, 1, 1]))
-
-
-def _wrap(deg: torch.Tensor) -> torch.Tensor:
-    return torch.remainder(deg + 180.0, 360.0) - 180.0
 
 
 def _slope(learned: torch.Tensor, ideal: torch.Tensor) -> float:
@@ -85,14 +77,15 @@ def undo_stats(model, test_set, device="cpu") -> dict:
     learned = torch.cat([model.theta(x.to(device)).cpu() for x in images.split(1000)]).double()
     ideal = geometry.invert_affine(test_set.params["theta"].double())
     a_learned, a_ideal = rotation_deg(learned), rotation_deg(ideal)
-    offset = _wrap(a_learned - a_ideal)
-    offset = offset - torch.rad2deg(torch.atan2(torch.deg2rad(offset).sin().mean(), torch.deg2rad(offset).cos().mean()))
+    offset = angle_difference(a_learned, a_ideal)
+    mean_offset = torch.rad2deg(torch.atan2(torch.deg2rad(offset).sin().mean(), torch.deg2rad(offset).cos().mean()))
+    offset = angle_difference(offset, mean_offset)
     scale = lambda t: torch.linalg.det(t[:, :, :2]).abs().sqrt()  # noqa: E731
     rotated = a_ideal.std() > 1e-6  # TC has no rotation
     return {
         "angle_slope": _slope(a_learned, a_ideal) if rotated else None,
         "angle_corr": _corr(a_learned, a_ideal) if rotated else None,
-        "angle_resid_median": float(_wrap(offset).abs().median()),
+        "angle_resid_median": float(offset.abs().median()),
         "scale_mean": float(scale(learned).mean()),
         "scale_ideal_mean": float(scale(ideal).mean()),
         # None where the distortion does not vary it (R: no scale, no shift)

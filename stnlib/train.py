@@ -315,7 +315,8 @@ def _progress_enabled(progress: bool | None) -> bool:
 def redraw_seed(data_seed: int, run_seed: int, epoch: int) -> int:
     """Seed of the training draw of ``epoch`` (2, 3, ...) when ``Recipe.redraw`` is on.
 
-    Distinct for every (data seed, run seed, epoch), and never one of the dataset's own split seeds.
+    A 64-bit seed mixed from all three by ``numpy.random.SeedSequence``, so every (data seed, run seed,
+    epoch) draws its own distortions.
 
     Example:
         >>> redraw_seed(0, 0, 2) == redraw_seed(0, 0, 2) != redraw_seed(0, 1, 2)

@@ -111,11 +111,12 @@ def _atan2(y, x):
 
 
 ROTATION_MISTAKES = {
-    "radians": (lambda t: torch.atan2(t[:, 1, 0] - t[:, 0, 1], t[:, 0, 0] + t[:, 1, 1]), "rotation_from_theta"),
+    "radians": (lambda t: torch.atan2(t[:, 1, 0] - t[:, 0, 1], t[:, 0, 0] + t[:, 1, 1]),
+                r"expected 30 .*got 0.5236.*\n.*\n.*\n  Hint: return degrees, not radians"),
     "atan of a ratio": (lambda t: torch.rad2deg(torch.atan((t[:, 1, 0] - t[:, 0, 1]) / (t[:, 0, 0] + t[:, 1, 1]))),
-                        r"angles \(30, -60, 120"),
+                        r"angles \(30, -60, 120(.|\n)*Hint: torch.atan of a ratio only covers \(-90, 90\)"),
     "transposed (sign flipped)": (lambda t: _atan2(t[:, 0, 1] - t[:, 1, 0], t[:, 0, 0] + t[:, 1, 1]),
-                                  r"theta = R\(30 deg\)"),
+                                  r"theta = R\(30 deg\)(.|\n)*Hint: the sign is flipped"),
     "swapped x and y": (lambda t: _atan2(t[:, 0, 0] + t[:, 1, 1], t[:, 1, 0] - t[:, 0, 1]), r"theta = R\(30 deg\)"),
     "unbatched (one angle)": (lambda t: _atan2(t[0, 1, 0] - t[0, 0, 1], t[0, 0, 0] + t[0, 1, 1]),
                               r"expected shape \(1,\), got \(\)"),

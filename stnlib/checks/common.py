@@ -35,7 +35,8 @@ def _fmt(t: torch.Tensor, limit: int = 6) -> str:
     return f"[{values}{more}]" if t.dim() else f"{t.item():.4g}"
 
 
-def check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float = 1e-5, rtol: float = 0.0) -> None:
+def check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float = 1e-5, rtol: float = 0.0,
+                mistakes=()) -> None:
     """Compare a learner's result with the expected tensor; raise :class:`CheckFailed` if they differ.
 
     Checks, in order: that ``got`` is a tensor, its shape, that it is finite, then the values
@@ -51,7 +52,20 @@ def check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float = 
         fn: the function's name, for the message.
         on: a short description of the input.
         atol, rtol: tolerances.
+        mistakes: pairs (tensor that a typical mistake returns, hint): when the values differ and
+            ``got`` matches one of them (within ``atol``), the message ends with a ``Hint:`` line.
     """
+    try:
+        _check_close(got, expected, fn=fn, on=on, atol=atol, rtol=rtol)
+    except CheckFailed as err:
+        for wrong, hint in mistakes:
+            if (isinstance(got, torch.Tensor) and got.shape == wrong.shape
+                    and torch.allclose(got.detach().double(), wrong.detach().double(), atol=atol, rtol=0.0)):
+                raise CheckFailed(f"{err}\n  Hint: {hint}") from None
+        raise
+
+
+def _check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float, rtol: float) -> None:
     where = f"{fn} on {on}"
     if not isinstance(got, torch.Tensor):
         raise CheckFailed(f"{where}: expected a torch.Tensor, got {type(got).__name__}")

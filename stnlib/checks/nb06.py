@@ -179,7 +179,14 @@ def grade_per_class_error(fn) -> None:
 # --------------------------------------------------------------------------- 2. rotation_from_theta
 def _compare_rotation(fn, theta: torch.Tensor, expected: torch.Tensor, on: str, atol: float) -> None:
     got = call_learner(fn, theta.clone(), name="rotation_from_theta", on=on)
-    check_close(got, expected.to(theta.dtype), fn="rotation_from_theta", on=on, atol=atol)
+    expected = expected.to(theta.dtype)
+    mistakes = [
+        (torch.deg2rad(expected), "return degrees, not radians (torch.rad2deg)"),
+        (-expected, "the sign is flipped: the sine is a10 - a01 (row 1, column 0 minus row 0, column 1)"),
+        (torch.remainder(expected + 90.0, 180.0) - 90.0,
+         "torch.atan of a ratio only covers (-90, 90) degrees: use torch.atan2(sine, cosine)"),
+    ]
+    check_close(got, expected, fn="rotation_from_theta", on=on, atol=atol, mistakes=mistakes)
 
 
 def _similarities(angles: torch.Tensor, scales: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
