@@ -16,7 +16,8 @@ test set how far the learned theta undoes each sample's known rotation:
 - ``scale_mean`` and ``scale_ideal_mean``: the mean scale of the learned and the ideal theta (below
   1 zooms in; on TC the ideal crop has 28/60).
 
-Each run is named ``<distortion>-<model>[-<change>]``; ``--only`` picks some. Results go to
+The measures are those of :mod:`stnlib.undo` (one implementation, which ``python -m stnlib.train``
+prints too), stored under the names above. Each run is named ``<distortion>-<model>[-<change>]``; ``--only`` picks some. Results go to
 ``benchmarks/results/full_scale.json`` (notebook 06 reads it). Runs on the device machine were
 started one process per run and merged with ``--merge``::
 
@@ -37,9 +38,7 @@ from pathlib import Path
 
 import torch
 
-from stnlib import data, geometry, train
-from stnlib.checks.nb06 import angle_difference_deg_reference as angle_difference
-from stnlib.checks.nb06 import rotation_from_theta_reference as rotation_deg
+from stnlib import data, train, undo
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -57,42 +56,22 @@ RUNS = {
 }
 
 
-def _slope(learned: torch.Tensor, ideal: torch.Tensor) -> float:
-    x, y = ideal - ideal.mean(), learned - learned.mean()
-    return float((x * y).sum() / (x * x).sum())
+#: stnlib.undo's names -> the names this script's results have always used (notebook 06 reads them).
+STORED_NAMES = {
+    "rotation_slope": "angle_slope",
+    "rotation_corr": "angle_corr",
+    "angle_residual_median": "angle_resid_median",
+    "scale_mean": "scale_mean",
+    "scale_ideal_mean": "scale_ideal_mean",
+    "scale_slope": "scale_slope",
+    "shift_slope": "shift_slope",
+}
 
 
-def _corr(learned: torch.Tensor, ideal: torch.Tensor) -> float:
-    return float(torch.corrcoef(torch.stack([learned, ideal]))[0, 1])
-
-
-@torch.no_grad()
 def undo_stats(model, test_set, device="cpu") -> dict:
-    """How far the learned theta undoes each test sample's distortion (see the module docstring).
-
-    ``model.theta`` maps (N, 1, S, S) images in [0, 1] on ``device`` to (N, 2, 3) theta; ``test_set``
-    is a ``DistortedDigits`` with an affine ground truth (``params["theta"]``).
-    """
-    images = test_set.images.float() / 255.0
-    learned = torch.cat([model.theta(x.to(device)).cpu() for x in images.split(1000)]).double()
-    ideal = geometry.invert_affine(test_set.params["theta"].double())
-    a_learned, a_ideal = rotation_deg(learned), rotation_deg(ideal)
-    offset = angle_difference(a_learned, a_ideal)
-    mean_offset = torch.rad2deg(torch.atan2(torch.deg2rad(offset).sin().mean(), torch.deg2rad(offset).cos().mean()))
-    offset = angle_difference(offset, mean_offset)
-    scale = lambda t: torch.linalg.det(t[:, :, :2]).abs().sqrt()  # noqa: E731
-    rotated = a_ideal.std() > 1e-6  # TC has no rotation
-    return {
-        "angle_slope": _slope(a_learned, a_ideal) if rotated else None,
-        "angle_corr": _corr(a_learned, a_ideal) if rotated else None,
-        "angle_resid_median": float(offset.abs().median()),
-        "scale_mean": float(scale(learned).mean()),
-        "scale_ideal_mean": float(scale(ideal).mean()),
-        # None where the distortion does not vary it (R: no scale, no shift)
-        "scale_slope": _slope(scale(learned), scale(ideal)) if scale(ideal).std() > 1e-6 else None,
-        "shift_slope": _slope(learned[:, :, 2].flatten(), ideal[:, :, 2].flatten())
-        if ideal[:, :, 2].std() > 1e-6 else None,
-    }
+    """:func:`stnlib.undo.undo_stats` under this script's stored names (see the module docstring)."""
+    stats = undo.undo_stats(model, test_set, device=device)
+    return {stored: stats[key] for key, stored in STORED_NAMES.items()}
 
 
 def run_one(name: str, epochs: int, limit: int | None, device) -> dict:

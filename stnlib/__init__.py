@@ -11,6 +11,7 @@ Modules, named for what they hold (and the notebook that introduces them):
 - ``stnlib.data``: MNIST / Fashion-MNIST with an offline fallback, and the distorted variants (05-06).
 - ``stnlib.models``: localisation network, spatial transformer, STN classifier, CNN baseline (05-06).
 - ``stnlib.train``: training loop, checkpoints, metrics, and the CLI ``python -m stnlib.train`` (05-06).
+- ``stnlib.undo``: how far a trained transformer undoes each test digit's distortion (05-06).
 - ``stnlib.checks``: the checks that exercise cells run (visible messages and hidden grading).
 - ``stnlib.blocking``: switches the reference functions off while an exercise is checked.
 - ``stnlib.validation``: argument checks with clear error messages.

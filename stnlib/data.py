@@ -356,7 +356,9 @@ def _uniform(n: int, low: float, high: float, generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(n, generator=generator)
 
 
-def sample_distortion(distortion: str, n: int, *, generator: torch.Generator, n_sources: int | None = None) -> dict:
+def sample_distortion(
+    distortion: str, n: int, *, generator: torch.Generator, n_sources: int | None = None, rotation_range: float = 1.0
+) -> dict:
     """Draw the parameters of ``n`` distortions (see the module docstring for the ranges).
 
     Args:
@@ -364,6 +366,10 @@ def sample_distortion(distortion: str, n: int, *, generator: torch.Generator, n_
         n: how many.
         generator: a seeded ``torch.Generator``; the same seed gives the same parameters.
         n_sources: number of digits clutter may be cut from (``"tc"`` only; default ``n``).
+        rotation_range: fraction of the rotation range to draw from (``"r"`` and ``"rts"``): 0.5
+            draws R's angles from [-45, 45] instead of [-90, 90]. A curriculum starts small
+            (``stnlib.train.Recipe.curriculum_epochs``); the same seed draws the same numbers,
+            scaled.
 
     Returns:
         dict of tensors with first dimension ``n``: ``theta`` (n, 2, 3) and the readable
@@ -381,10 +387,12 @@ def sample_distortion(distortion: str, n: int, *, generator: torch.Generator, n_
     if distortion == "e":
         return {"tps_offsets": E_STD * torch.randn(n, E_POINTS_PER_SIDE**2, 2, generator=generator)}
     angle, scale, shift = torch.zeros(n), torch.ones(n), torch.zeros(n, 2)
+    if not 0.0 <= float(rotation_range) <= 1.0:
+        raise ValueError(f"rotation_range must be in [0, 1]; got {rotation_range!r}")
     if distortion == "r":
-        angle = _uniform(n, -R_ANGLE, R_ANGLE, generator)
+        angle = rotation_range * _uniform(n, -R_ANGLE, R_ANGLE, generator)
     elif distortion == "rts":
-        angle = _uniform(n, -RTS_ANGLE, RTS_ANGLE, generator)
+        angle = rotation_range * _uniform(n, -RTS_ANGLE, RTS_ANGLE, generator)
         scale = _uniform(n, *RTS_SCALE, generator)
         room = (canvas - DIGIT_SIZE * scale) / 2  # how far the scaled frame's centre may move
         shift = (2 * torch.rand(n, 2, generator=generator) - 1) * room[:, None]
@@ -491,7 +499,7 @@ class DistortedDigits(torch.utils.data.Dataset):
         """(H, W) of the images."""
         return tuple(self.images.shape[-2:])
 
-    def redraw(self, seed: int) -> "DistortedDigits":
+    def redraw(self, seed: int, *, rotation_range: float = 1.0) -> "DistortedDigits":
         """The same clean digits with fresh distortions, drawn from ``seed``.
 
         Training on a new draw every epoch shows the network each digit in many poses instead of
@@ -500,6 +508,7 @@ class DistortedDigits(torch.utils.data.Dataset):
 
         Args:
             seed: seed of the draw; the same seed gives identical tensors.
+            rotation_range: fraction of the rotation range (see :func:`sample_distortion`).
 
         Returns:
             a new :class:`DistortedDigits` with the same ``clean`` and ``labels``, new ``images``
@@ -515,7 +524,7 @@ class DistortedDigits(torch.utils.data.Dataset):
         if self.distortion == "none":
             return self
         generator = torch.Generator().manual_seed(int(seed))
-        params = sample_distortion(self.distortion, len(self.labels), generator=generator)
+        params = sample_distortion(self.distortion, len(self.labels), generator=generator, rotation_range=rotation_range)
         if self.distortion == "tc":
             _no_self_clutter(params)
         images = _render_uint8(self.clean, self.distortion, params, self.clean[:, 0])

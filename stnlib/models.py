@@ -16,8 +16,8 @@ Convention:
       normalised background, about -0.42) that an STN can learn to exploit by zooming out
       (PITFALLS 4.8); use ``padding_mode="border"`` with it, or keep ``"after"``.
     - ``theta`` is ``src_norm_trans_dst_norm`` with ``align_corners=False`` (as in
-      ``stnlib.geometry``): (N, 2, 3) for ``"affine"`` and ``"attention"``, (N, 3, 3) for
-      ``"projective"`` (a homography; see ``stnlib.warps.projective_grid``).
+      ``stnlib.geometry``): (N, 2, 3) for ``"affine"``, ``"similarity"`` and ``"attention"``,
+      (N, 3, 3) for ``"projective"`` (a homography; see ``stnlib.warps.projective_grid``).
     - ``sampler="torch"`` uses ``torch.nn.functional.affine_grid``/``grid_sample``;
       ``sampler="stnlib"`` the course's hand-built ones from ``stnlib.sampling`` (same results).
     - Models return logits (:class:`TutorialNet` returns log-probabilities, as the tutorial does;
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import sampling
+from .blocking import reference
 from .data import DATASETS, NORMALIZATION
 from .validation import check_choice, check_floating, check_shape, check_size
 from .warps import projective_grid
@@ -42,27 +43,39 @@ __all__ = [
     "PADDING_MODES",
     "MODELS",
     "Normalize",
+    "CLASSIFIERS",
+    "similarity_theta",
     "params_to_theta",
+    "refine_theta",
+    "AddCoords",
     "localization_net",
     "SpatialTransformer",
     "ConvClassifier",
+    "FCNClassifier",
     "STNClassifier",
     "CNNClassifier",
     "matched_cnn",
+    "make_classifier",
+    "FCNBaseline",
+    "matched_fcn",
     "TutorialNet",
     "build_model",
     "count_parameters",
 ]
 
-TRANSFORMS = ("affine", "attention", "projective")
+TRANSFORMS = ("affine", "similarity", "attention", "projective")
 SAMPLERS = ("torch", "stnlib")
 PLACEMENTS = ("after", "before")
 PADDING_MODES = ("zeros", "border", "reflection")
 MODELS = ("stn", "cnn", "tutorial", "tutorial-cnn")
+#: The classifier behind the transformer (``"stn"`` and ``"cnn"`` models): today's CNN, a CNN with
+#: a quarter of its filters, or a fully connected net with three weight layers (the paper's FCN).
+CLASSIFIERS = ("cnn", "tiny-cnn", "fcn")
 
 #: What the regression layer outputs for each transform, and its identity value (the bias at init).
 IDENTITY_PARAMS = {
     "affine": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],  # theta row by row
+    "similarity": [0.0, 1.0, 0.0, 0.0],  # (angle a in radians, scale s, tx, ty)
     "attention": [1.0, 0.0, 0.0],  # (scale, tx, ty)
     "projective": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],  # homography row by row, h33 = 1
 }
@@ -89,16 +102,45 @@ class Normalize(nn.Module):
         return x * self.std + self.mean
 
 
+@reference
+def similarity_theta(params: torch.Tensor) -> torch.Tensor:
+    """The similarity transform ``[[s cos a, -s sin a, tx], [s sin a, s cos a, ty]]`` of each row of params.
+
+    One number turns the image (the angle a, in radians), one scales it and two shift it; the
+    affine transform needs four numbers to move together for a rotation. Notebook 05's
+    Exercise 5 builds it by hand (it is switched off while exercises are checked).
+
+    Args:
+        params: (N, 4) float: angle a (radians), scale s, tx, ty; (0, 1, 0, 0) is the identity.
+
+    Returns:
+        (N, 2, 3) theta, differentiable with respect to params.
+
+    Example:
+        >>> similarity_theta(torch.tensor([[0.0, 0.5, 0.1, -0.2]]))
+        tensor([[[ 0.5000, -0.0000,  0.1000],
+                 [ 0.0000,  0.5000, -0.2000]]])
+    """
+    check_floating(params, "params")
+    check_shape(params, "N,4", name="params")
+    angle, scale, tx, ty = params.unbind(1)
+    cos, sin = scale * torch.cos(angle), scale * torch.sin(angle)
+    return torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+
+
 def params_to_theta(params: torch.Tensor, transform: str) -> torch.Tensor:
     """Turn the regression layer's output into a transform matrix.
 
     Args:
-        params: (N, P) with P = 6 (affine), 3 (attention: scale s, tx, ty) or 8 (projective).
-        transform: ``"affine"``, ``"attention"`` or ``"projective"``.
+        params: (N, P) with P = 6 (affine), 4 (similarity: angle a in radians, scale s, tx, ty),
+            3 (attention: scale s, tx, ty) or 8 (projective).
+        transform: ``"affine"``, ``"similarity"``, ``"attention"`` or ``"projective"``.
 
     Returns:
-        (N, 2, 3) theta for affine and attention (``[[s, 0, tx], [0, s, ty]]``),
-        (N, 3, 3) homography for projective (the 8 values row by row, then 1).
+        (N, 2, 3) theta for affine, similarity (``[[s cos a, -s sin a, tx], [s sin a, s cos a, ty]]``:
+        one number for the rotation, where the affine transform needs four to move together)
+        and attention (``[[s, 0, tx], [0, s, ty]]``), (N, 3, 3) homography for projective (the 8
+        values row by row, then 1).
 
     Example:
         >>> params_to_theta(torch.tensor([[0.5, 0.1, -0.2]]), "attention")
@@ -111,6 +153,8 @@ def params_to_theta(params: torch.Tensor, transform: str) -> torch.Tensor:
     check_shape(params, f"N,{size}", name="params")
     if transform == "affine":
         return params.view(-1, 2, 3)
+    if transform == "similarity":
+        return similarity_theta(params)
     if transform == "attention":
         scale, tx, ty = params.unbind(1)
         zero = torch.zeros_like(scale)
@@ -118,8 +162,63 @@ def params_to_theta(params: torch.Tensor, transform: str) -> torch.Tensor:
     return torch.cat([params, torch.ones_like(params[:, :1])], 1).view(-1, 3, 3)
 
 
+def refine_theta(theta: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
+    """``theta`` refined by ``correction``: the transform p -> theta(correction(p)).
+
+    Both map output coordinates to input coordinates (``src_norm_trans_dst_norm``). In an
+    iterative transformer ``theta`` is the estimate so far and ``correction`` is predicted from
+    the input warped by it: the output point p is read at correction(p) of the warped image,
+    which shows the input at theta(correction(p)). Sampling the input once with the refined
+    theta avoids blurring it twice.
+
+    Args:
+        theta, correction: (N, 2, 3) thetas, or both (N, 3, 3) homographies.
+
+    Returns:
+        (N, 2, 3) ``[A_theta A_corr | A_theta t_corr + t_theta]``, or the (N, 3, 3) product
+        ``theta @ correction``.
+
+    Example:
+        >>> shift = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0]]])
+        >>> zoom = torch.tensor([[[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]])
+        >>> refine_theta(shift, zoom)
+        tensor([[[0.5000, 0.0000, 0.5000],
+                 [0.0000, 0.5000, 0.0000]]])
+    """
+    check_floating(theta, "theta")
+    check_floating(correction, "correction")
+    if theta.shape[-2:] == (3, 3):
+        check_shape(correction, "N,3,3", name="correction")
+        return theta @ correction
+    check_shape(theta, "N,2,3", name="theta")
+    check_shape(correction, "N,2,3", name="correction")
+    linear, shift = theta[:, :, :2], theta[:, :, 2:]
+    return torch.cat([linear @ correction[:, :, :2], linear @ correction[:, :, 2:] + shift], dim=2)
+
+
+class AddCoords(nn.Module):
+    """Append two channels holding each pixel's normalised x and y (CoordConv, Liu et al. 2018).
+
+    A convolution is translation-equivariant: it cannot tell where in the image a pattern sits.
+    With the coordinates as input channels it can, which helps a network that regresses a pose.
+
+    Shapes:
+        (N, C, H, W) -> (N, C + 2, H, W); the extra channels run from -1 to 1 (pixel centres,
+        ``align_corners=True``).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = x.shape
+        ys = torch.linspace(-1.0, 1.0, height, dtype=x.dtype, device=x.device)
+        xs = torch.linspace(-1.0, 1.0, width, dtype=x.dtype, device=x.device)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        coords = torch.stack([grid_x, grid_y]).expand(n, 2, height, width)
+        return torch.cat([x, coords], dim=1)
+
+
 def localization_net(
-    in_size, *, channels=(20, 20), kernel: int = 5, downsample: int = 2, in_channels: int = 1
+    in_size, *, channels=(20, 20), kernel: int = 5, downsample: int = 2, in_channels: int = 1,
+    coords: bool = False,
 ) -> nn.Sequential:
     """The paper's ST-CNN localisation network (convolutional part).
 
@@ -131,6 +230,8 @@ def localization_net(
         channels: filters of the two conv layers.
         kernel: kernel size of both.
         downsample: average-pooling factor first (1: none).
+        in_channels: channels of the input.
+        coords: append the pixel coordinates as two more input channels (:class:`AddCoords`).
 
     Returns:
         ``nn.Sequential`` mapping (N, C, H, W) to (N, F) features.
@@ -138,8 +239,10 @@ def localization_net(
     height, width = check_size(in_size, "in_size", 2)
     c1, c2 = channels
     layers = [nn.AvgPool2d(downsample)] if downsample > 1 else []
+    if coords:
+        layers.append(AddCoords())
     layers += [
-        nn.Conv2d(in_channels, c1, kernel_size=kernel),
+        nn.Conv2d(in_channels + 2 * bool(coords), c1, kernel_size=kernel),
         nn.MaxPool2d(2, stride=2),
         nn.ReLU(True),
         nn.Conv2d(c1, c2, kernel_size=kernel),
@@ -238,16 +341,17 @@ class SpatialTransformer(nn.Module):
         check_shape(x, f"N,{self.in_channels},{self.in_size[0]},{self.in_size[1]}", name="x")
         return params_to_theta(self.fc_loc(self.localization(x).flatten(1)), self.transform)
 
-    def grid(self, theta: torch.Tensor) -> torch.Tensor:
-        """Sampling grid (N, H_out, W_out, 2) for a batch of ``theta``."""
-        size = (theta.shape[0], self.in_channels, *self.out_size)
+    def grid(self, theta: torch.Tensor, size=None) -> torch.Tensor:
+        """Sampling grid (N, H_out, W_out, 2) for a batch of ``theta`` (``size``: another (H_out, W_out))."""
+        height, width = self.out_size if size is None else size
+        size = (theta.shape[0], self.in_channels, height, width)
         if self.transform == "projective":
             return projective_grid(theta, size, align_corners=self.align_corners)
         return _affine_grid(theta, size, self.align_corners, self.sampler)
 
-    def sample(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """Warp ``x`` (N, C, H, W) with a given ``theta``: (N, C, H_out, W_out)."""
-        return _grid_sample(x, self.grid(theta), self.padding_mode, self.align_corners, self.sampler)
+    def sample(self, x: torch.Tensor, theta: torch.Tensor, size=None) -> torch.Tensor:
+        """Warp ``x`` (N, C, H, W) with a given ``theta``: (N, C, H_out, W_out) (``size``: another (H_out, W_out))."""
+        return _grid_sample(x, self.grid(theta, size), self.padding_mode, self.align_corners, self.sampler)
 
     def forward(self, x: torch.Tensor, loc_input: torch.Tensor | None = None) -> torch.Tensor:
         """Warp ``x`` with the theta predicted from ``loc_input`` (default: ``x`` itself)."""
@@ -290,6 +394,51 @@ class ConvClassifier(nn.Module):
         return self.head(self.features(x))
 
 
+class FCNClassifier(nn.Module):
+    """fc -> ReLU -> fc -> ReLU -> fc: the paper's FCN, three weight layers and no convolution.
+
+    With no pooling and no shared weights it has no built-in tolerance to shifts or turns: each
+    pose of a digit must be learned separately, so it gains most from a transformer that brings
+    every digit to one pose.
+
+    Args:
+        in_size: (H, W) of its input.
+        hidden: widths of the two hidden layers.
+        num_classes: outputs.
+
+    Shapes:
+        (N, 1, H, W) normalised images -> (N, num_classes) logits.
+    """
+
+    def __init__(self, in_size, *, hidden=(64, 64), num_classes: int = 10, in_channels: int = 1):
+        super().__init__()
+        self.in_size = check_size(in_size, "in_size", 2)
+        h1, h2 = hidden
+        features = in_channels * self.in_size[0] * self.in_size[1]
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(features, h1), nn.ReLU(True), nn.Linear(h1, h2), nn.ReLU(True),
+            nn.Linear(h2, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)
+
+
+def make_classifier(kind: str, in_size, *, num_classes: int = 10) -> nn.Module:
+    """One of :data:`CLASSIFIERS` for (N, 1, *in_size) normalised images.
+
+    ``"cnn"``: :class:`ConvClassifier` with 16 and 32 filters and 64 hidden units (about 47,000
+    parameters on 28x28); ``"tiny-cnn"``: 4 and 8 filters, 16 hidden units (about 3,000);
+    ``"fcn"``: :class:`FCNClassifier` with two hidden layers of 64 (about 55,000).
+    """
+    check_choice(kind, CLASSIFIERS, "classifier")
+    if kind == "cnn":
+        return ConvClassifier(in_size, num_classes=num_classes)
+    if kind == "tiny-cnn":
+        return ConvClassifier(in_size, channels=(4, 8), hidden=16, num_classes=num_classes)
+    return FCNClassifier(in_size, num_classes=num_classes)
+
+
 def _normalizer(dataset: str, normalize: str) -> Normalize:
     check_choice(dataset, DATASETS, "dataset")
     check_choice(normalize, PLACEMENTS, "normalize")
@@ -311,6 +460,14 @@ class STNClassifier(nn.Module):
         loc_channels, loc_hidden: of the localisation network.
         loc_downsample: the localisation network's average-pooling factor on its input (the paper: 2;
             1 keeps the full resolution, at about twice the cost).
+        loc_coords: give the localisation network the pixel coordinates as two more channels.
+        classifier: ``"cnn"`` (:class:`ConvClassifier` with ``channels`` and ``hidden``),
+            ``"tiny-cnn"`` or ``"fcn"`` (see :func:`make_classifier`).
+        iterations: how often the localisation network looks (the inverse-compositional STN of
+            Lin and Lucey, 2017): from the second time on, it sees the input warped by the theta so
+            far (at the input's size) and predicts a correction, composed onto it with
+            :func:`refine_theta`. The classifier always gets the input warped once, by the final
+            theta. 1 is the plain STN.
 
     Shapes:
         ``forward``: (N, 1, H, W) in [0, 1] -> (N, 10) logits. ``stn``: -> (N, 1, *out_size) in the
@@ -334,24 +491,35 @@ class STNClassifier(nn.Module):
         loc_hidden: int = 32,
         num_classes: int = 10,
         loc_downsample: int = 2,
+        loc_coords: bool = False,
+        classifier: str = "cnn",
+        iterations: int = 1,
     ):
         super().__init__()
         self.norm = _normalizer(dataset, normalize)
         self.normalize = normalize
+        if not (isinstance(iterations, int) and iterations >= 1):
+            raise ValueError(f"iterations must be an int >= 1; got {iterations!r}")
+        self.iterations = iterations
         in_size = check_size(in_size, "in_size", 2)
         self.transformer = SpatialTransformer(
             in_size,
             transform=transform,
             out_size=out_size,
-            localization=localization_net(in_size, channels=loc_channels, downsample=loc_downsample),
+            localization=localization_net(
+                in_size, channels=loc_channels, downsample=loc_downsample, coords=loc_coords
+            ),
             loc_hidden=loc_hidden,
             sampler=sampler,
             padding_mode=padding_mode,
             align_corners=align_corners,
         )
-        self.classifier = ConvClassifier(
-            self.transformer.out_size, channels=channels, hidden=hidden, num_classes=num_classes
-        )
+        if classifier == "cnn":
+            self.classifier = ConvClassifier(
+                self.transformer.out_size, channels=channels, hidden=hidden, num_classes=num_classes
+            )
+        else:
+            self.classifier = make_classifier(classifier, self.transformer.out_size, num_classes=num_classes)
 
     @property
     def localization(self) -> nn.Module:
@@ -369,14 +537,18 @@ class STNClassifier(nn.Module):
 
     def theta(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) images in [0, 1] -> the predicted theta (N, 2, 3) or homography (N, 3, 3)."""
-        return self.transformer.theta(self.norm(x))
+        theta = self.transformer.theta(self.norm(x))
+        for _ in range(self.iterations - 1):  # look again at the input as warped so far
+            view = self.transformer.sample(x, theta, size=self.transformer.in_size)
+            theta = refine_theta(theta, self.transformer.theta(self.norm(view)))
+        return theta
 
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
         """The classifier's input: the warped, normalised image (N, 1, *out_size)."""
-        z = self.norm(x)
+        theta = self.theta(x)
         if self.normalize == "before":
-            return self.transformer(z)
-        return self.norm(self.transformer(x, loc_input=z))
+            return self.transformer.sample(self.norm(x), theta)
+        return self.norm(self.transformer.sample(x, theta))
 
     def stn(self, x: torch.Tensor) -> torch.Tensor:
         """The transformer's output in the input's units ([0, 1]), for display: (N, 1, *out_size)."""
@@ -407,6 +579,36 @@ class CNNClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.norm(x))
+
+
+class FCNBaseline(nn.Module):
+    """The FCN baseline: :class:`FCNClassifier` on the normalised input, with no transformer.
+
+    Shapes:
+        (N, 1, H, W) in [0, 1] -> (N, num_classes) logits.
+    """
+
+    def __init__(self, in_size=(28, 28), *, dataset: str = "mnist", hidden=(64, 64), num_classes: int = 10):
+        super().__init__()
+        self.norm = _normalizer(dataset, "after")
+        self.classifier = FCNClassifier(in_size, hidden=hidden, num_classes=num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.norm(x))
+
+
+def matched_fcn(stn: STNClassifier, *, dataset: str = "mnist") -> FCNBaseline:
+    """An :class:`FCNBaseline` on ``stn``'s input with about as many parameters as ``stn``.
+
+    Both hidden layers get the same width h, the one whose parameter count comes closest.
+    """
+    in_size = stn.transformer.in_size
+    features = in_size[0] * in_size[1]
+    num_classes = stn.classifier.head[-1].out_features
+    target = count_parameters(stn)
+    # total(h) = (features + 1) h + (h + 1) h + (h + 1) num_classes
+    best = min(range(1, 2048), key=lambda h: abs((features + 1) * h + (h + 1) * h + (h + 1) * num_classes - target))
+    return FCNBaseline(in_size, dataset=dataset, hidden=(best, best), num_classes=num_classes)
 
 
 def matched_cnn(stn: STNClassifier, *, in_size=None, dataset: str = "mnist", channels=None) -> CNNClassifier:
@@ -547,6 +749,11 @@ def build_model(
     sampler: str = "torch",
     padding_mode: str = "zeros",
     loc_downsample: int = 2,
+    loc_channels=(20, 20),
+    loc_hidden: int = 32,
+    loc_coords: bool = False,
+    classifier: str = "cnn",
+    iterations: int = 1,
 ) -> nn.Module:
     """Build one of :data:`MODELS` by name (what ``python -m stnlib.train --model`` does).
 
@@ -560,8 +767,10 @@ def build_model(
             keeps the input size).
         normalize: ``"after"`` or ``"before"``; default ``"after"``, but ``"before"`` for the tutorial models.
         sampler, padding_mode: of the transformer.
-        loc_downsample: the localisation network's input pooling (``"stn"`` and ``"cnn"``; see
-            :class:`STNClassifier`).
+        loc_downsample, loc_channels, loc_hidden, loc_coords, iterations: of the STN's localisation
+            network (``"stn"``; see :class:`STNClassifier`).
+        classifier: one of :data:`CLASSIFIERS`; with ``"cnn"`` as the model name, ``"fcn"`` gives
+            the FCN baseline (:func:`matched_fcn`), the others :func:`matched_cnn`.
 
     Returns:
         the model, in training mode, on the CPU.
@@ -572,8 +781,12 @@ def build_model(
             in_size, use_stn=name == "tutorial", dataset=dataset, normalize=normalize or "before",
             sampler=sampler, padding_mode=padding_mode,
         )
+    check_choice(classifier, CLASSIFIERS, "classifier")
     stn = STNClassifier(
         in_size, transform=transform, out_size=out_size, dataset=dataset, normalize=normalize or "after",
-        sampler=sampler, padding_mode=padding_mode, loc_downsample=loc_downsample,
+        sampler=sampler, padding_mode=padding_mode, loc_downsample=loc_downsample, loc_channels=tuple(loc_channels),
+        loc_hidden=loc_hidden, loc_coords=loc_coords, classifier=classifier, iterations=iterations,
     )
-    return stn if name == "stn" else matched_cnn(stn, dataset=dataset)
+    if name == "stn":
+        return stn
+    return matched_fcn(stn, dataset=dataset) if classifier == "fcn" else matched_cnn(stn, dataset=dataset)

@@ -5,7 +5,7 @@ Introduced in notebook 05 (training an STN); notebook 06 and the benchmarks reus
 A :class:`Recipe` holds every choice that shapes a run: the model (``stn``, ``cnn``, ``tutorial``,
 ``tutorial-cnn``), the optimiser, the learning-rate schedule, the localisation network's learning
 rate as a multiple of the base rate, batch size, epochs, where normalisation sits and the padding
-of the sampler. ``RECIPES`` names three of them:
+of the sampler. ``RECIPES`` names four of them:
 
 - ``"default"``: stnlib's recipe. An STN with the paper's small localisation network on a 2x
   downsampled input, output 28x28, normalisation after the transformer; Adam (peak lr 3e-3) with a
@@ -22,6 +22,15 @@ of the sampler. ``RECIPES`` names three of them:
   of ``benchmarks/training_recipe.py``, which compares the three side by side (results in
   ``benchmarks/results/training_recipe.json``; the ablations of the default recipe, one choice at a
   time, in ``benchmarks/results/ablations.json``; notebook 06 shows both).
+- ``"upright"``: the default recipe changed so that the transformer learns to turn rotated digits
+  upright (on R the default learns scale and shift but leaves rotation to the classifier): a
+  rotation curriculum (the training rotations widen from a small range to the full one over the
+  first half of the epochs, so the classifier first learns upright digits and the transformer then
+  has a reason to turn the others towards them), the similarity transform (one number for the
+  angle), a wider localisation network (64 filters, 64 hidden) at the classifier's learning rate,
+  and 36 epochs. Each change is measured, one at a time and combined, on R with three seeds in
+  ``benchmarks/rotation.py`` (results in ``benchmarks/results/rotation.json``; notebooks 05 and 06
+  show them).
 
 Runs are seeded and reproducible on the CPU: the same seed and the same number of threads give
 the same metrics (apart from the timings; another thread count changes the rounding of the
@@ -32,6 +41,7 @@ Command line (prints the final test error, saves a checkpoint and a metrics JSON
 
     python -m stnlib.train --dataset mnist --distortion rts --model stn --epochs 8
     python -m stnlib.train --recipe tutorial --distortion rts
+    python -m stnlib.train --recipe upright --distortion r --offline   # prints the undo line: rotation slope ~0.9
     python -m stnlib.train --epochs 1 --limit 256          # a smoke test in seconds
 """
 
@@ -53,7 +63,8 @@ from torch import nn
 
 from . import config
 from .data import CANVAS_SIZE, DATASETS, DISTORTIONS, load_datasets
-from .models import MODELS, PADDING_MODES, PLACEMENTS, SAMPLERS, TRANSFORMS, build_model, count_parameters
+from .models import CLASSIFIERS, MODELS, PADDING_MODES, PLACEMENTS, SAMPLERS, TRANSFORMS, build_model, count_parameters
+from .undo import format_undo, undo_stats
 from .validation import check_choice
 
 __all__ = [
@@ -69,6 +80,7 @@ __all__ = [
     "make_scheduler",
     "theta_stats",
     "redraw_seed",
+    "rotation_range",
     "evaluate",
     "train",
     "metrics_path",
@@ -86,7 +98,7 @@ LOC_INITS = ("identity", "random")
 
 @dataclasses.dataclass
 class Recipe:
-    """Every choice of a training run (see the module docstring for the two named ones).
+    """Every choice of a training run (see the module docstring for the named ones).
 
     Attributes:
         model: one of ``stnlib.models.MODELS``.
@@ -114,6 +126,16 @@ class Recipe:
             (:meth:`stnlib.data.DistortedDigits.redraw`, seeded by the data seed, the run's seed
             and the epoch), so the network sees each digit in many poses; the test set never
             changes. Needs ``DistortedDigits`` training data; False trains on one fixed draw.
+        classifier: the network behind the transformer, one of ``stnlib.models.CLASSIFIERS``
+            (``"cnn"``, ``"tiny-cnn"``, ``"fcn"``; with ``model="cnn"`` the baseline of that kind).
+        loc_channels, loc_hidden: filters of the localisation network's two conv layers and the
+            width of its hidden fully connected layer.
+        loc_coords: give the localisation network the pixel coordinates as two more channels.
+        iterations: how often the localisation network looks, refining its theta each time
+            (the inverse-compositional STN; 1 = the plain STN).
+        curriculum_epochs: widen the training rotations linearly over this many epochs: epoch e
+            draws angles from ``min(1, e / curriculum_epochs)`` of the full range (R: ±90°,
+            RTS: ±45°), then the full range. 0: no curriculum. The test set is never changed.
     """
 
     model: str = "stn"
@@ -134,6 +156,12 @@ class Recipe:
     loc_init: str = "identity"
     loc_downsample: int = 2
     redraw: bool = True
+    classifier: str = "cnn"
+    loc_channels: tuple = (20, 20)
+    loc_hidden: int = 32
+    loc_coords: bool = False
+    iterations: int = 1
+    curriculum_epochs: int = 0
 
     def __post_init__(self):
         check_choice(self.model, MODELS, "model")
@@ -144,9 +172,16 @@ class Recipe:
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         check_choice(self.schedule, SCHEDULES, "schedule")
         check_choice(self.loc_init, LOC_INITS, "loc_init")
-        for name in ("lr", "loc_lr_mult", "batch_size", "epochs", "out_size", "loc_downsample"):
+        check_choice(self.classifier, CLASSIFIERS, "classifier")
+        for name in ("lr", "loc_lr_mult", "batch_size", "epochs", "out_size", "loc_downsample", "loc_hidden",
+                     "iterations"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+        if self.curriculum_epochs < 0:
+            raise ValueError(f"curriculum_epochs must be 0 or positive; got {self.curriculum_epochs!r}")
+        self.loc_channels = tuple(int(c) for c in self.loc_channels)
+        if len(self.loc_channels) != 2 or min(self.loc_channels) < 1:
+            raise ValueError(f"loc_channels must be two positive ints; got {self.loc_channels!r}")
 
 
 RECIPES = {
@@ -158,6 +193,10 @@ RECIPES = {
     "plain-adam": Recipe(
         model="tutorial", normalize="before", padding_mode="zeros", optimizer="adam", lr=3e-3,
         schedule="onecycle", loc_lr_mult=0.1, batch_size=128, epochs=5, redraw=False,
+    ),
+    "upright": Recipe(
+        transform="similarity", curriculum_epochs=18, epochs=36, loc_lr_mult=1.0, loc_channels=(64, 64),
+        loc_hidden=64,
     ),
 }
 
@@ -191,7 +230,9 @@ def model_for(recipe: Recipe, data) -> nn.Module:
     model = build_model(
         recipe.model, in_size=data.image_size, dataset=getattr(data, "dataset", "mnist"), transform=recipe.transform,
         out_size=(recipe.out_size, recipe.out_size), normalize=recipe.normalize, sampler=recipe.sampler,
-        padding_mode=recipe.padding_mode, loc_downsample=recipe.loc_downsample,
+        padding_mode=recipe.padding_mode, loc_downsample=recipe.loc_downsample, loc_channels=recipe.loc_channels,
+        loc_hidden=recipe.loc_hidden, loc_coords=recipe.loc_coords, classifier=recipe.classifier,
+        iterations=recipe.iterations,
     )
     if recipe.loc_init == "random" and hasattr(model, "fc_loc"):
         model.fc_loc[-1].reset_parameters()
@@ -326,6 +367,19 @@ def redraw_seed(data_seed: int, run_seed: int, epoch: int) -> int:
     return int(state[0]) << 32 | int(state[1])
 
 
+def rotation_range(recipe: Recipe, epoch: int) -> float:
+    """Fraction of the full rotation range that ``epoch`` (1, 2, ...) trains on: the curriculum.
+
+    Example:
+        >>> recipe = Recipe(curriculum_epochs=4)
+        >>> [rotation_range(recipe, epoch) for epoch in (1, 2, 4, 5)]
+        [0.25, 0.5, 1.0, 1.0]
+    """
+    if recipe.curriculum_epochs <= 0:
+        return 1.0
+    return min(1.0, epoch / recipe.curriculum_epochs)
+
+
 def _data_info(train_data, test_data) -> dict:
     info = {key: getattr(train_data, key, None) for key in ("dataset", "distortion", "source", "seed")}
     info.update(n_train=len(_tensors(train_data)[1]), n_test=len(_tensors(test_data)[1]))
@@ -361,7 +415,9 @@ def train(
         metrics dict: ``recipe``, ``seed``, ``device``, ``data``, ``parameters``, ``redrawn`` (whether
         the training draw changed every epoch), ``history`` (one dict
         per epoch: ``train_loss``, ``train_error``, ``test_loss``, ``test_error``, ``theta``, ``lr``,
-        ``seconds``), ``final_test_error``, ``final_test_loss``, ``wall_time_s`` and ``cpu_time_s``
+        ``rotation_range``, ``seconds``), ``final_test_error``, ``final_test_loss``, ``undo`` (how
+        far the final theta undoes the test distortions, :func:`stnlib.undo.undo_stats`; None
+        without a transformer or an affine ground truth), ``wall_time_s`` and ``cpu_time_s``
         (the CPU time of this process, all threads, which a busy machine disturbs less).
 
     Raises:
@@ -386,10 +442,15 @@ def train(
     )
     say = tqdm.write if not bar.disable else print
     redraw = recipe.redraw and hasattr(train_data, "redraw")
+    curriculum = recipe.curriculum_epochs > 0 and hasattr(train_data, "redraw")
     for epoch in range(1, recipe.epochs + 1):
         epoch_start, total_loss, errors = time.perf_counter(), 0.0, 0
-        if redraw and epoch > 1:  # fresh poses of the same digits (the labels do not change)
-            images = train_data.redraw(redraw_seed(train_data.seed, seed, epoch)).images.to(device)
+        fraction = rotation_range(recipe, epoch) if curriculum else 1.0
+        if (redraw and epoch > 1) or fraction < 1.0:  # fresh poses of the same digits (the labels do not change)
+            draw = train_data.redraw(redraw_seed(train_data.seed, seed, epoch), rotation_range=fraction)
+            images = draw.images.to(device)
+        elif curriculum and not redraw and epoch == recipe.curriculum_epochs:  # the curriculum is over
+            images = _tensors(train_data)[0].to(device)
         model.train()
         for index in torch.randperm(n, generator=generator).split(recipe.batch_size):
             index = index.to(device)
@@ -421,6 +482,7 @@ def train(
             "test_error": test["error"],
             "theta": test["theta"],
             "lr": optimizer.param_groups[0]["lr"],
+            "rotation_range": fraction,
             "seconds": time.perf_counter() - epoch_start,
         })
         if verbose:
@@ -430,6 +492,7 @@ def train(
             )
     bar.close()
     model.eval()
+    undo = undo_stats(model, test_data, device=device) if hasattr(test_data, "params") else None
     return {
         "recipe": dataclasses.asdict(recipe),
         "seed": seed,
@@ -440,6 +503,7 @@ def train(
         "history": history,
         "final_test_error": history[-1]["test_error"] if history else None,
         "final_test_loss": history[-1]["test_loss"] if history else None,
+        "undo": undo,
         "wall_time_s": time.perf_counter() - start,
         "cpu_time_s": time.process_time() - cpu_start,
     }
@@ -535,6 +599,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--grad-clip", type=float)
     parser.add_argument("--loc-init", choices=LOC_INITS, help="identity (default) or random (an ablation)")
     parser.add_argument("--loc-downsample", type=int, help="localisation network's input pooling (1: none)")
+    parser.add_argument("--classifier", choices=CLASSIFIERS, help="the network behind the transformer")
+    parser.add_argument("--loc-channels", type=int, nargs=2, metavar=("C1", "C2"),
+                        help="filters of the localisation network's two conv layers")
+    parser.add_argument("--loc-hidden", type=int, help="width of the localisation network's hidden layer")
+    parser.add_argument("--loc-coords", action="store_true", default=None,
+                        help="give the localisation network the pixel coordinates as two channels")
+    parser.add_argument("--iterations", type=int, help="refinements of theta (inverse-compositional STN; 1: plain)")
+    parser.add_argument("--curriculum-epochs", type=int, help="widen the training rotations over this many epochs")
     parser.add_argument(
         "--fixed-draw", action="store_true", help="train on one fixed draw of the distortions (no redraw each epoch)"
     )
@@ -559,7 +631,8 @@ def main(argv=None) -> dict:
         name: getattr(args, name)
         for name in ("model", "transform", "out_size", "normalize", "padding_mode", "sampler", "optimizer", "lr",
                      "momentum", "weight_decay", "schedule", "loc_lr_mult", "batch_size", "epochs", "grad_clip",
-                     "loc_init", "loc_downsample")
+                     "loc_init", "loc_downsample", "classifier", "loc_channels", "loc_hidden", "loc_coords",
+                     "iterations", "curriculum_epochs")
     }
     if args.fixed_draw:
         overrides["redraw"] = False
@@ -586,6 +659,8 @@ def main(argv=None) -> dict:
     history = metrics["history"][-1]
     errors, n = round(history["test_error"] * len(test_data)), len(test_data)
     print(f"checkpoint: {ckpt}; metrics: {json_path}")
+    if metrics["undo"] is not None:
+        print(format_undo(metrics["undo"]))
     print(
         f"final test error: {100 * metrics['final_test_error']:.2f}% ({errors}/{n}) "
         f"after {recipe.epochs} epochs in {metrics['wall_time_s']:.1f} s"

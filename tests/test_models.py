@@ -110,7 +110,7 @@ class TestTransforms:
         assert model.stn(x)[..., 1:-1, 1:-1].min() > 0.99
 
     def test_bad_arguments(self):
-        with pytest.raises(ValueError, match="transform must be one of 'affine', 'attention', 'projective'; got 'tps'"):
+        with pytest.raises(ValueError, match="transform must be one of 'affine', 'similarity', 'attention', 'projective'; got 'tps'"):
             models.STNClassifier((28, 28), transform="tps")
         with pytest.raises(ValueError, match="sampler must be one of"):
             models.STNClassifier((28, 28), sampler="cuda")
@@ -192,3 +192,78 @@ class TestSizes:
     def test_build_model_runs(self, name):
         model = models.build_model(name, in_size=(42, 42))
         assert model(_digits(2, 42)).shape == (2, 10)
+
+
+class TestRotationTools:
+    """The similarity transform, iterative refinement, coordinate channels and the other classifiers."""
+
+    def test_similarity_matches_rotation_oracle(self):
+        """params (a, s, tx, ty) -> s * R(a) with torch.cos / torch.sin, and the shift in the last column."""
+        params = torch.tensor([[0.3, 1.2, 0.1, -0.2], [-1.0, 0.5, 0.0, 0.4]], dtype=torch.float64)
+        theta = models.params_to_theta(params, "similarity")
+        a, s = params[:, 0], params[:, 1]
+        expected = torch.stack([
+            torch.stack([s * torch.cos(a), -s * torch.sin(a), params[:, 2]], 1),
+            torch.stack([s * torch.sin(a), s * torch.cos(a), params[:, 3]], 1),
+        ], 1)
+        torch.testing.assert_close(theta, expected)
+        assert theta.shape == (2, 2, 3)
+
+    def test_similarity_gradient_reaches_the_angle(self):
+        params = torch.tensor([[0.0, 1.0, 0.0, 0.0]], requires_grad=True)
+        models.params_to_theta(params, "similarity")[0, 1, 0].backward()  # s sin a: d/da = s cos a = 1
+        assert params.grad[0].tolist() == [1.0, 0.0, 0.0, 0.0]
+
+    def test_refine_theta_is_the_matrix_product(self):
+        """Against 3x3 homogeneous matrices multiplied by torch.matmul (the oracle)."""
+        g = torch.Generator().manual_seed(0)
+        theta, correction = torch.randn(3, 2, 3, generator=g), torch.randn(3, 2, 3, generator=g)
+        last = torch.tensor([0.0, 0.0, 1.0]).expand(3, 1, 3)
+        expected = (torch.cat([theta, last], 1) @ torch.cat([correction, last], 1))[:, :2]
+        torch.testing.assert_close(models.refine_theta(theta, correction), expected)
+        homography = torch.randn(3, 3, 3, generator=g)
+        torch.testing.assert_close(models.refine_theta(homography, homography), homography @ homography)
+
+    def test_refine_theta_checks_shapes(self):
+        with pytest.raises(ValueError, match=r"correction must have shape \(N, 2, 3\)"):
+            models.refine_theta(torch.zeros(2, 2, 3), torch.zeros(2, 3, 3))
+
+    def test_iterations_compose_the_prediction(self):
+        """With a constant prediction T, two looks give T after T, three give T after T after T."""
+        x = _digits()
+        shift = [1.0, 0.0, 0.1, 0.0, 1.0, 0.0]
+        for looks, expected_tx in ((1, 0.1), (2, 0.2), (3, 0.3)):
+            model = models.STNClassifier((28, 28), iterations=looks)
+            _set_theta(model, shift)
+            torch.testing.assert_close(model.theta(x)[:, 0, 2], torch.full((4,), expected_tx), atol=1e-6, rtol=0)
+
+    def test_iterations_keep_identity_init(self):
+        model = models.STNClassifier((28, 28), iterations=3)
+        x = _digits()
+        torch.testing.assert_close(model.stn(x), x, atol=1e-5, rtol=0)
+        with pytest.raises(ValueError, match="iterations must be an int >= 1"):
+            models.STNClassifier((28, 28), iterations=0)
+
+    def test_add_coords(self):
+        out = models.AddCoords()(torch.zeros(2, 1, 3, 5))
+        assert out.shape == (2, 3, 3, 5)
+        torch.testing.assert_close(out[0, 1, 0], torch.linspace(-1, 1, 5))  # x runs along the columns
+        torch.testing.assert_close(out[0, 2, :, 0], torch.linspace(-1, 1, 3))  # y down the rows
+        net = models.localization_net((28, 28), coords=True)
+        assert net(torch.zeros(1, 1, 28, 28)).shape == (1, 20)
+
+    @pytest.mark.parametrize("kind", models.CLASSIFIERS)
+    def test_classifiers(self, kind):
+        model = models.build_model("stn", in_size=(28, 28), classifier=kind)
+        assert model(_digits()).shape == (4, 10)
+        baseline = models.build_model("cnn", in_size=(28, 28), classifier=kind)
+        assert baseline(_digits()).shape == (4, 10)
+        # the paper's comparison: the baseline has about as many parameters as the STN
+        assert abs(models.count_parameters(baseline) / models.count_parameters(model) - 1) < 0.05
+
+    def test_fcn_is_three_linear_layers(self):
+        net = models.build_model("stn", in_size=(28, 28), classifier="fcn").classifier
+        assert [type(m) for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))] == [torch.nn.Linear] * 3
+        assert isinstance(models.build_model("cnn", in_size=(28, 28), classifier="fcn"), models.FCNBaseline)
+        with pytest.raises(ValueError, match="classifier must be one of"):
+            models.build_model("stn", classifier="resnet")

@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from stnlib import data, geometry, models, train
+from stnlib import data, models, train, undo
 
 torch.set_num_threads(1)
 
@@ -94,7 +94,7 @@ class TestRecipes:
             train.get_recipe(learning_rate=1.0)
         with pytest.raises(ValueError, match="optimizer must be one of 'sgd', 'adam', 'adamw'; got 'lbfgs'"):
             train.get_recipe(optimizer="lbfgs")
-        with pytest.raises(ValueError, match="recipe must be one of 'default', 'tutorial', 'plain-adam'; got 'fast'"):
+        with pytest.raises(ValueError, match="recipe must be one of 'default', 'tutorial', 'plain-adam', 'upright'; got 'fast'"):
             train.get_recipe("fast")
 
     def test_localisation_learning_rate(self):
@@ -195,9 +195,9 @@ class TestTraining:
         train_set, test_set = data.load_datasets("mnist", "rts", seed=0, limit=64)
         seen, redraw = [], data.DistortedDigits.redraw
 
-        def spy(self, seed):
+        def spy(self, seed, **kwargs):
             seen.append(seed)
-            return redraw(self, seed)
+            return redraw(self, seed, **kwargs)
 
         monkeypatch.setattr(data.DistortedDigits, "redraw", spy)
         recipe = train.get_recipe(epochs=3, batch_size=32)
@@ -223,6 +223,59 @@ class TestTraining:
         assert runs[0]["history"][0]["train_loss"] == runs[1]["history"][0]["train_loss"]
         assert runs[0]["history"][1]["train_loss"] != runs[1]["history"][1]["train_loss"]
 
+    def test_rotation_curriculum(self, monkeypatch):
+        """curriculum_epochs=2: epoch 1 draws from half the range, later epochs from all of it."""
+        train_set, test_set = data.load_datasets("mnist", "r", seed=0, limit=64)
+        seen, redraw = [], data.DistortedDigits.redraw
+
+        def spy(self, seed, **kwargs):
+            drawn = redraw(self, seed, **kwargs)
+            seen.append((kwargs.get("rotation_range", 1.0), drawn.params["angle_deg"].abs().max().item()))
+            return drawn
+
+        monkeypatch.setattr(data.DistortedDigits, "redraw", spy)
+        recipe = train.get_recipe(epochs=3, batch_size=32, curriculum_epochs=2)
+        torch.manual_seed(0)
+        metrics = train.train(train.model_for(recipe, train_set), train_set, test_set, recipe, progress=False,
+                              verbose=False)
+        assert [h["rotation_range"] for h in metrics["history"]] == [0.5, 1.0, 1.0]
+        assert [fraction for fraction, _ in seen] == [0.5, 1.0, 1.0]
+        assert seen[0][1] <= 45.0 and seen[1][1] > 45.0  # 64 uniform angles: some beyond 45 degrees
+        assert metrics["data"]["n_test"] == 64 and test_set.params["angle_deg"].abs().max() > 45  # test set unchanged
+
+    def test_curriculum_without_redraw_returns_to_the_fixed_draw(self, monkeypatch):
+        train_set, test_set = data.load_datasets("mnist", "r", seed=0, limit=32)
+        calls = []
+        redraw = data.DistortedDigits.redraw
+        monkeypatch.setattr(data.DistortedDigits, "redraw",
+                            lambda self, seed, **kw: calls.append(kw["rotation_range"]) or redraw(self, seed, **kw))
+        recipe = train.get_recipe(epochs=3, batch_size=32, curriculum_epochs=2, redraw=False)
+        train.train(train.model_for(recipe, train_set), train_set, test_set, recipe, progress=False, verbose=False)
+        assert calls == [0.5]
+
+    def test_undo_statistics_in_metrics(self):
+        """An STN trained on R reports how far it undoes the rotation; a CNN reports None."""
+        train_set, test_set = data.load_datasets("mnist", "r", seed=0, limit=64)
+        recipe = train.get_recipe(epochs=1, batch_size=32)
+        torch.manual_seed(0)
+        metrics = train.train(train.model_for(recipe, train_set), train_set, test_set, recipe, progress=False,
+                              verbose=False)
+        assert set(metrics["undo"]) == set(undo.UNDO_KEYS) and metrics["undo"]["n"] == 64
+        assert metrics["undo"]["scale_slope"] is None and -1 < metrics["undo"]["rotation_slope"] < 1
+        cnn = dataclasses.replace(recipe, model="cnn")
+        metrics = train.train(train.model_for(cnn, train_set), train_set, test_set, cnn, progress=False, verbose=False)
+        assert metrics["undo"] is None
+
+    def test_new_recipe_fields_are_checked(self):
+        with pytest.raises(ValueError, match="classifier must be one of"):
+            train.Recipe(classifier="resnet")
+        with pytest.raises(ValueError, match="iterations must be positive"):
+            train.Recipe(iterations=0)
+        with pytest.raises(ValueError, match="curriculum_epochs must be 0 or positive"):
+            train.Recipe(curriculum_epochs=-1)
+        with pytest.raises(ValueError, match="loc_channels must be two positive ints"):
+            train.Recipe(loc_channels=(8,))
+
     def test_evaluate(self, tiny):
         model = models.CNNClassifier((28, 28))
         result = train.evaluate(model, tiny[1], batch_size=100, device="cpu")
@@ -241,6 +294,27 @@ class TestCommandLine:
         assert any("model stn" in line and "parameters" in line for line in lines)
         assert out.exists() and (tmp_path / "run.json").exists()
         assert metrics["data"]["distortion"] == "rts" and metrics["recipe"]["epochs"] == 1
+
+    def test_undo_line(self, tmp_path, capsys):
+        """An STN on R prints the undo line and stores it in the metrics JSON; scale and shift are n/a on R."""
+        out = tmp_path / "r.pt"
+        metrics = train.main(["--distortion", "r", "--epochs", "1", "--limit", "128", "--out", str(out), "--no-progress"])
+        printed = capsys.readouterr().out
+        line = next(line for line in printed.splitlines() if line.startswith("undo: "))
+        assert line == undo.format_undo(metrics["undo"]) and "scale slope n/a, shift slope n/a" in line
+        assert json.loads((tmp_path / "r.json").read_text())["undo"]["rotation_slope"] == metrics["undo"]["rotation_slope"]
+        train.main(["--distortion", "r", "--model", "cnn", "--epochs", "1", "--limit", "64", "--out",
+                    str(tmp_path / "c.pt"), "--no-progress"])
+        assert "undo:" not in capsys.readouterr().out
+
+    def test_rotation_options(self, tmp_path):
+        argv = ["--distortion", "r", "--epochs", "2", "--limit", "64", "--transform", "similarity", "--iterations", "2",
+                "--classifier", "tiny-cnn", "--curriculum-epochs", "1", "--loc-coords", "--loc-channels", "8", "8",
+                "--loc-hidden", "16", "--out", str(tmp_path / "o.pt"), "--no-progress"]
+        recipe = train.main(argv)["recipe"]
+        assert (recipe["transform"], recipe["iterations"], recipe["classifier"]) == ("similarity", 2, "tiny-cnn")
+        assert recipe["curriculum_epochs"] == 1 and recipe["loc_coords"] is True
+        assert list(recipe["loc_channels"]) == [8, 8] and recipe["loc_hidden"] == 16
 
     def test_loc_init_option(self, tmp_path):
         argv = ["--distortion", "none", "--epochs", "1", "--limit", "64", "--loc-init", "random", "--out",
@@ -310,38 +384,11 @@ class TestRecipeBenchmark:
 
 
 class TestFullScaleBenchmark:
-    """benchmarks/full_scale.py: its undo measure against an oracle, and a smoke run."""
+    """benchmarks/full_scale.py: it stores stnlib.undo's measures (tested in test_undo.py), and a smoke run."""
 
-    class _Fixed(torch.nn.Module):
-        """A stand-in STN whose theta is given per sample (in dataset order)."""
-
-        def __init__(self, theta):
-            super().__init__()
-            self.register_buffer("thetas", theta.float())
-            self.seen = 0
-
-        def theta(self, x):
-            out = self.thetas[self.seen:self.seen + len(x)]
-            self.seen += len(x)
-            return out
-
-    def test_ideal_transformer_undoes_everything(self, full_scale):
-        """The inverse of each sample's theta_true (the ideal STN) gives slopes of 1 and no residual."""
-        _, test_set = data.load_datasets("mnist", "rts", seed=0, limit=300)
-        ideal = geometry.invert_affine(test_set.params["theta"])
-        stats = full_scale.undo_stats(self._Fixed(ideal), test_set)
-        assert stats["angle_slope"] == pytest.approx(1, abs=1e-4) and stats["angle_corr"] > 0.9999
-        assert stats["scale_slope"] == pytest.approx(1, abs=1e-4) and stats["shift_slope"] == pytest.approx(1, abs=1e-4)
-        assert stats["angle_resid_median"] < 0.01
-
-    def test_identity_undoes_nothing(self, full_scale):
-        """theta = identity for every sample: slopes 0; the residual is the spread of the angles."""
-        _, test_set = data.load_datasets("mnist", "r", seed=0, limit=300)
-        identity = torch.eye(2, 3).expand(300, 2, 3)
-        stats = full_scale.undo_stats(self._Fixed(identity), test_set)
-        assert stats["angle_slope"] == pytest.approx(0, abs=1e-6)
-        assert stats["scale_slope"] is None and stats["shift_slope"] is None  # R varies neither
-        assert 30 < stats["angle_resid_median"] < 60  # uniform in +-90 degrees: median |angle| 45
+    def test_stored_names(self, full_scale):
+        assert set(full_scale.STORED_NAMES) <= set(undo.UNDO_KEYS)
+        assert full_scale.STORED_NAMES["rotation_slope"] == "angle_slope"
 
     def test_smoke_run_and_merge(self, full_scale, tmp_path, capsys):
         one, two = tmp_path / "a.json", tmp_path / "b.json"
@@ -353,3 +400,40 @@ class TestFullScaleBenchmark:
         stn = merged["rows"][1]
         assert stn["n_train"] == 64 and stn["recipe"]["redraw"] is True and "angle_slope" in stn
         assert "angle_slope" not in merged["rows"][0]  # a CNN has no theta
+
+
+@pytest.fixture(scope="module")
+def rotation_bench():
+    return _benchmark("rotation")
+
+
+class TestRotationBenchmark:
+    """benchmarks/rotation.py: its rows are valid recipes that change one thing, and a smoke run writes the JSON."""
+
+    SINGLE = {"classifier", "transform", "localisation", "learning rate", "refinement", "data", "budget"}
+
+    def test_rows(self, rotation_bench):
+        rows = rotation_bench.all_variants()
+        assert next(iter(rows)) == "default" and "upright" in rows
+        base = dataclasses.asdict(train.RECIPES["default"])
+        for name, (group, what, recipe_name, change) in rows.items():
+            recipe = train.get_recipe(recipe_name, **change)
+            assert what and recipe_name in train.RECIPES
+            if group in self.SINGLE:  # one choice each (a rate or a width may come with it)
+                changed = {k for k, v in dataclasses.asdict(recipe).items() if v != base[k]}
+                assert len(changed) == 1 or changed in ({"schedule", "lr"}, {"loc_channels", "loc_hidden"}), (name, changed)
+        assert rows["upright"][2:] == ("upright", {})
+
+    def test_smoke_run(self, rotation_bench, tmp_path, capsys):
+        out = tmp_path / "rot.json"
+        result = rotation_bench.main(["--only", "default", "curriculum", "--seeds", "0", "--epochs-scale", "0.25",
+                                      "--limit", "64", "--out", str(out)])
+        printed = capsys.readouterr().out
+        assert "curriculum seed 0: error" in printed and "rot. slope" in printed
+        stored = json.loads(out.read_text())
+        assert [r["name"] for r in stored["rows"]] == ["default", "curriculum"]
+        row = stored["rows"][1]
+        assert row["runs"][0]["seed"] == 0 and row["rotation_slope"] is not None and 0 <= row["test_error"] <= 1
+        assert result["settings"]["limit"] == 64
+        merged = rotation_bench.main(["--merge", str(out), "--out", str(tmp_path / "m.json")])
+        assert [r["name"] for r in merged["rows"]] == ["default", "curriculum"]
