@@ -1,0 +1,256 @@
+"""Why does the trained STN not turn rotated digits upright? One change at a time, measured on R.
+
+The default recipe (``stnlib.train.RECIPES["default"]``) undoes scale and shift almost exactly
+but leaves rotation to the classifier: the learned rotation follows the true one with a slope of
+about 0. This script trains the default recipe on R (rotations uniform in ±90°, the offline
+4,000 / 1,000 digits) and variants of it, each changing one choice, for several seeds, and
+measures on the test set:
+
+- ``test_error``;
+- ``rotation_slope`` (1: the rotation is undone, 0: ignored) and ``angle_residual_median`` (degrees,
+  after removing the mean offset), from :func:`stnlib.undo.undo_stats`;
+- ``wall_time_s`` (one CPU thread per run unless ``--threads`` says otherwise).
+
+The rows come in groups: classifier capacity, parameterisation of the transform, localisation
+network, its learning rate and schedule, iterative refinement (the inverse-compositional STN),
+a rotation curriculum, fixed vs fresh draws, a longer budget; then combinations, ending with
+the named recipe ``upright``. Each row's ``change`` is relative to the default recipe (for
+``"recipe": "upright"`` rows, to that recipe). Results go to ``benchmarks/results/rotation.json``;
+notebooks 05 and 06 read it::
+
+    python benchmarks/rotation.py                                  # every row, seeds 0 1 2 (about 90 min on 2 cores)
+    python benchmarks/rotation.py --only default similarity --seeds 0
+    python benchmarks/rotation.py --jobs 2                          # two runs at a time, one thread each
+    python benchmarks/rotation.py --epochs-scale 0.1 --limit 512 --out /tmp/smoke.json   # seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from stnlib import data, train
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+#: name -> (group, what it changes, base recipe, the change). The first row is the default itself.
+VARIANTS = {
+    "default": ("baseline", "the default recipe (8 epochs)", "default", {}),
+    # one change at a time: classifier capacity
+    "fcn": ("classifier", "classifier: the paper's FCN (3 fully connected layers)", "default", {"classifier": "fcn"}),
+    "tiny-cnn": ("classifier", "classifier: a tiny CNN (4 and 8 filters, 16 hidden)", "default",
+                 {"classifier": "tiny-cnn"}),
+    # parameterisation of the transform
+    "similarity": ("transform", "transform: similarity, an explicit angle (4 numbers)", "default",
+                   {"transform": "similarity"}),
+    "attention": ("transform", "transform: attention, no rotation at all (3 numbers)", "default",
+                  {"transform": "attention"}),
+    # localisation network
+    "loc-full-res": ("localisation", "localisation: full resolution (no 2x pooling)", "default",
+                     {"loc_downsample": 1}),
+    "loc-wide": ("localisation", "localisation: 64 filters per layer, 64 hidden", "default",
+                 {"loc_channels": (64, 64), "loc_hidden": 64}),
+    "loc-coords": ("localisation", "localisation: coordinate channels (CoordConv)", "default", {"loc_coords": True}),
+    # its learning rate and the schedule
+    "loc-lr-x1": ("learning rate", "localisation lr: the classifier's (x1 instead of x0.3)", "default",
+                  {"loc_lr_mult": 1.0}),
+    "loc-lr-x0.1": ("learning rate", "localisation lr: x0.1", "default", {"loc_lr_mult": 0.1}),
+    "constant-lr": ("learning rate", "schedule: constant 1e-3 (no one-cycle)", "default",
+                    {"schedule": "constant", "lr": 1e-3}),
+    # iterative refinement (inverse-compositional STN)
+    "iterations-2": ("refinement", "inverse-compositional: the localisation net looks twice", "default",
+                     {"iterations": 2}),
+    "iterations-3": ("refinement", "inverse-compositional: three looks", "default", {"iterations": 3}),
+    # data
+    "curriculum": ("data", "rotation curriculum: the range widens over the first 4 epochs", "default",
+                   {"curriculum_epochs": 4}),
+    "fixed-draw": ("data", "one fixed draw of the rotations (no fresh draw each epoch)", "default",
+                   {"redraw": False}),
+    # budget
+    "epochs-x4": ("budget", "32 epochs instead of 8", "default", {"epochs": 32}),
+    # combinations without the curriculum
+    "similarity-fcn": ("combination", "similarity + FCN classifier", "default",
+                       {"transform": "similarity", "classifier": "fcn"}),
+    "similarity-loc-full-res": ("combination", "similarity + full-resolution localisation", "default",
+                                {"transform": "similarity", "loc_downsample": 1}),
+    "similarity-iterations-2": ("combination", "similarity + 2 looks", "default",
+                                {"transform": "similarity", "iterations": 2}),
+    "similarity-epochs-x4": ("combination", "similarity, 32 epochs", "default",
+                             {"transform": "similarity", "epochs": 32}),
+    # combinations with the curriculum (4 of 8 epochs unless said)
+    "similarity-curriculum": ("curriculum", "similarity + curriculum", "default",
+                              {"transform": "similarity", "curriculum_epochs": 4}),
+    "sim-curriculum-fcn": ("curriculum", "similarity + curriculum + FCN classifier", "default",
+                           {"transform": "similarity", "curriculum_epochs": 4, "classifier": "fcn"}),
+    "sim-curriculum-loc-wide": ("curriculum", "similarity + curriculum + wide localisation (64 filters)", "default",
+                                {"transform": "similarity", "curriculum_epochs": 4, "loc_channels": (64, 64),
+                                 "loc_hidden": 64}),
+    "sim-curriculum-loc-full-res": ("curriculum", "similarity + curriculum + full-resolution localisation", "default",
+                                    {"transform": "similarity", "curriculum_epochs": 4, "loc_downsample": 1}),
+    "sim-curriculum-loc-lr-x1": ("curriculum", "similarity + curriculum + localisation lr x1", "default",
+                                 {"transform": "similarity", "curriculum_epochs": 4, "loc_lr_mult": 1.0}),
+    "sim-curriculum-iterations-2": ("curriculum", "similarity + curriculum + 2 looks", "default",
+                                    {"transform": "similarity", "curriculum_epochs": 4, "iterations": 2}),
+    "curriculum-x2": ("curriculum", "curriculum over 8 of 16 epochs", "default",
+                      {"epochs": 16, "curriculum_epochs": 8}),
+    "sim-curriculum-x2": ("curriculum", "similarity + curriculum over 8 of 16 epochs", "default",
+                          {"transform": "similarity", "epochs": 16, "curriculum_epochs": 8}),
+    # towards the upright recipe: everything that helped, trained longer
+    "upright-24": ("candidate", "similarity, curriculum 12 of 24 epochs, loc lr x1, wide localisation", "default",
+                   {"transform": "similarity", "epochs": 24, "curriculum_epochs": 12, "loc_lr_mult": 1.0,
+                    "loc_channels": (64, 64), "loc_hidden": 64}),
+    "upright-24-looks-2": ("candidate", "upright-24 + 2 looks", "default",
+                           {"transform": "similarity", "epochs": 24, "curriculum_epochs": 12, "loc_lr_mult": 1.0,
+                            "loc_channels": (64, 64), "loc_hidden": 64, "iterations": 2}),
+    "upright-36-looks-2": ("candidate", "36 epochs (curriculum 18), 2 looks, loc lr x0.3", "default",
+                           {"transform": "similarity", "epochs": 36, "curriculum_epochs": 18, "loc_channels": (64, 64),
+                            "loc_hidden": 64, "iterations": 2}),
+}
+
+#: Rows whose settings are relative to the named ``upright`` recipe (added after it exists).
+UPRIGHT_VARIANTS = {
+    "upright": ("upright", "the upright recipe", "upright", {}),
+}
+
+
+def all_variants() -> dict:
+    rows = dict(VARIANTS)
+    if "upright" in train.RECIPES:
+        rows.update(UPRIGHT_VARIANTS)
+    return rows
+
+
+def run_one(name: str, seed: int, epochs_scale: float, limit: int | None, threads: int) -> dict:
+    """Train one variant with one seed (in its own process when ``--jobs`` > 1)."""
+    torch.set_num_threads(threads)
+    group, what, base, change = all_variants()[name]
+    recipe = train.get_recipe(base, **change)
+    if epochs_scale != 1.0:
+        recipe = dataclasses.replace(
+            recipe, epochs=max(1, round(recipe.epochs * epochs_scale)),
+            curriculum_epochs=round(recipe.curriculum_epochs * epochs_scale),
+        )
+    train_set, test_set = data.load_datasets("mnist", "r", seed=0, limit=limit)
+    torch.manual_seed(seed)
+    model = train.model_for(recipe, train_set)
+    metrics = train.train(model, train_set, test_set, recipe, seed=seed, device="cpu", progress=False, verbose=False)
+    undo = metrics["undo"] or {}
+    return {
+        "seed": seed,
+        "test_error": metrics["final_test_error"],
+        "rotation_slope": undo.get("rotation_slope"),
+        "rotation_corr": undo.get("rotation_corr"),
+        "angle_residual_median": undo.get("angle_residual_median"),
+        "wall_time_s": metrics["wall_time_s"],
+        "cpu_time_s": metrics["cpu_time_s"],
+        "parameters": metrics["parameters"],
+        "source": train_set.source,
+    }
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def summarise(name: str, runs: list[dict]) -> dict:
+    group, what, base, change = all_variants()[name]
+    row = {"name": name, "group": group, "what": what, "base": base, "change": change, "runs": runs}
+    for key in ("test_error", "rotation_slope", "angle_residual_median", "wall_time_s"):
+        values = [r[key] for r in runs if r[key] is not None]
+        row[key] = _mean(values)
+        row[key + "_min"] = min(values) if values else None
+        row[key + "_max"] = max(values) if values else None
+    row["parameters"] = runs[0]["parameters"]
+    return row
+
+
+def _fmt(value, scale=1.0, digits=2):
+    return "n/a" if value is None else f"{scale * value:.{digits}f}"
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'variant':26s} {'error %':>8s} {'rot. slope (min..max)':>22s} {'resid. deg':>10s} {'time s':>7s}")
+    for row in rows:
+        slope = f"{_fmt(row['rotation_slope'])} ({_fmt(row['rotation_slope_min'])}..{_fmt(row['rotation_slope_max'])})"
+        print(
+            f"{row['name']:26s} {_fmt(row['test_error'], 100, 1):>8s} {slope:>22s} "
+            f"{_fmt(row['angle_residual_median'], 1, 1):>10s} {_fmt(row['wall_time_s'], 1, 0):>7s}"
+        )
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", help="run only these rows (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every row (default 0 1 2)")
+    parser.add_argument("--epochs-scale", type=float, default=1.0, help="scale every row's epochs (smoke runs)")
+    parser.add_argument("--limit", type=int, help="use only the first LIMIT samples of each split (smoke runs)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, in separate processes")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    parser.add_argument("--merge", nargs="+", help="merge these result files (rows of later files win) instead of training")
+    parser.add_argument("--out", help="results JSON (default benchmarks/results/rotation.json)")
+    args = parser.parse_args(argv)
+    out = Path(args.out) if args.out else RESULTS / "rotation.json"
+    names = list(all_variants())
+    if args.merge:
+        parts = [json.loads(Path(p).read_text()) for p in args.merge]
+        by_name = {row["name"]: row for part in parts for row in part["rows"]}
+        rows = [by_name[name] for name in names if name in by_name]
+        result = {**parts[-1], "rows": rows, "command": " + ".join(part["command"] for part in parts) + " (merged)"}
+    else:
+        chosen = args.only or names
+        unknown = sorted(set(chosen) - set(names))
+        if unknown:
+            parser.error(f"--only takes rows of {', '.join(names)}; got {', '.join(unknown)}")
+        jobs = [(name, seed) for name in chosen for seed in args.seeds]
+        start = time.perf_counter()
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        runs = {}
+
+        def report(name, seed, r):
+            runs.setdefault(name, []).append(r)
+            print(
+                f"{name} seed {seed}: error {100 * r['test_error']:.1f}%, rotation slope "
+                f"{_fmt(r['rotation_slope'])}, residual {_fmt(r['angle_residual_median'], 1, 1)} deg, "
+                f"{r['wall_time_s']:.0f} s", flush=True,
+            )
+
+        if args.jobs <= 1:  # in this process (also when the script is imported by the tests)
+            for name, seed in jobs:
+                report(name, seed, run_one(name, seed, args.epochs_scale, args.limit, args.threads))
+        else:
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                futures = {job: pool.submit(run_one, *job, args.epochs_scale, args.limit, args.threads) for job in jobs}
+                for (name, seed), future in futures.items():
+                    report(name, seed, future.result())
+        rows = [summarise(name, runs[name]) for name in chosen]
+        result = {
+            "benchmark": "rotation",
+            "command": "python benchmarks/rotation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "settings": {"distortion": "r", "seeds": args.seeds, "epochs_scale": args.epochs_scale, "limit": args.limit,
+                         "jobs": args.jobs, "threads": args.threads},
+            "machine": {"torch": torch.__version__, "python": platform.python_version(),
+                        "platform": platform.platform(), "cpus": os.cpu_count(), "load_before": load},
+            "total_time_s": time.perf_counter() - start,
+            "rows": rows,
+        }
+    print_table(result["rows"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"results: {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
