@@ -84,6 +84,8 @@ DELEGATES: dict[str, str] = {
     # 04: stnlib.geometry builds the thetas
     "nb04_theta_mirror": "from stnlib import geometry\nreturn geometry.compose_theta(scale_x=-1.0)",
     "nb04_theta_rotate_90": "from stnlib import geometry\nreturn geometry.compose_theta(rotation_deg=-90.0)",
+    # 05: the models' own similarity transform
+    "nb05_similarity_theta": "from stnlib import models\nreturn models.params_to_theta(params, 'similarity')",
     # 03: torch's grid_sample (and its autograd), stnlib.sampling
     "nb03_nearest_one": _TO_NORM_TRUE + "return F.grid_sample(image[None, None], g, mode='nearest', align_corners=True)[0, 0, 0, 0]",
     "nb03_bilinear_one": _TO_NORM_TRUE + "return F.grid_sample(image[None, None], g, align_corners=True)[0, 0, 0, 0]",

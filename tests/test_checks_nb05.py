@@ -38,6 +38,7 @@ CHECKS = [
     (nb05.check_stn_forward, nb05.grade_stn_forward, "stn_forward"),
     (nb05.check_stn_forward_gradients, nb05.grade_stn_forward_gradients, "stn_forward"),
     (nb05.check_theta_to_params, nb05.grade_theta_to_params, "theta_to_params"),
+    (nb05.check_similarity_theta, nb05.grade_similarity_theta, "similarity_theta"),
 ]
 IDS = [c[0].__name__ for c in CHECKS]
 
@@ -69,7 +70,7 @@ def test_every_check_has_a_grade():
 
 
 def test_answer_cells_need_only_torch_f_math(ns):
-    assert {"loc_features", "init_identity_", "stn_forward", "theta_to_params"} <= set(ns)
+    assert {"loc_features", "init_identity_", "stn_forward", "theta_to_params", "similarity_theta"} <= set(ns)
 
 
 # --------------------------------------------------------------------------- exercise 1: loc_features
@@ -399,3 +400,73 @@ def test_polar_oracle_agrees_with_the_closed_form():
     a = theta[:, :, :2]
     closed = torch.rad2deg(torch.atan2(a[:, 1, 0] - a[:, 0, 1], a[:, 0, 0] + a[:, 1, 1]))
     assert torch.allclose(nb05._polar_params(theta)[:, 0], closed, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- exercise 5: similarity_theta
+def _similarity(angle, s, tx, ty, *, top=None, bottom=None):
+    rows = [top or [s * torch.cos(angle), -s * torch.sin(angle), tx], bottom or [s * torch.sin(angle), s * torch.cos(angle), ty]]
+    return torch.stack([torch.stack(row, 1) for row in rows], 1)
+
+
+def similarity_degrees(params):
+    a, s, tx, ty = params.unbind(1)
+    return _similarity(torch.deg2rad(a), s, tx, ty)
+
+
+def similarity_transposed(params):
+    a, s, tx, ty = params.unbind(1)
+    return _similarity(-a, s, tx, ty)
+
+
+def similarity_scaled_shift(params):
+    a, s, tx, ty = params.unbind(1)
+    return _similarity(a, s, s * tx, s * ty)
+
+
+def similarity_column_major(params):
+    a, s, tx, ty = params.unbind(1)
+    return _similarity(a, s, tx, ty).transpose(1, 2).reshape(-1, 2, 3)
+
+
+def similarity_no_graph(params):
+    return torch.tensor([[[float(p[1] * math.cos(p[0])), float(-p[1] * math.sin(p[0])), float(p[2])],
+                          [float(p[1] * math.sin(p[0])), float(p[1] * math.cos(p[0])), float(p[3])]] for p in params.detach()],
+                        dtype=params.dtype)
+
+
+def similarity_float32(params):
+    a, s, tx, ty = params.float().unbind(1)
+    return _similarity(a, s, tx, ty)
+
+
+@pytest.mark.parametrize("fn, match", [
+    (similarity_degrees, "already in radians"),
+    (similarity_transposed, "minus sign sits on the top row"),
+    (similarity_scaled_shift, "shift is not scaled"),
+    (similarity_column_major, "row by row"),
+    (similarity_no_graph, "requires_grad is False"),
+])
+def test_similarity_theta_mistakes(fn, match):
+    with pytest.raises(CheckFailed, match=match):
+        nb05.check_similarity_theta(fn)
+
+
+def test_similarity_theta_hidden_tests_catch_a_fixed_dtype():
+    nb05.check_similarity_theta(similarity_float32)  # the visible check is float32
+    with pytest.raises(CheckFailed, match="expected dtype float64"):
+        nb05.grade_similarity_theta(similarity_float32)
+
+
+def test_similarity_theta_delegating_to_stnlib_fails():
+    def delegate(params):
+        return models.params_to_theta(params, "similarity")
+
+    with pytest.raises(CheckFailed, match="not available"):
+        nb05.check_similarity_theta(delegate)
+
+
+def test_similarity_oracle_agrees_with_stnlib():
+    """The 3x3-product oracle and stnlib's closed form (used by the models) give the same theta."""
+    gen = torch.Generator().manual_seed(1)
+    params = torch.randn(7, 4, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(nb05._similarity_oracle(params), models.similarity_theta(params))

@@ -11,13 +11,16 @@ exercise                                               checks
                                                        :func:`check_stn_forward_gradients`,
                                                        :func:`grade_stn_forward_gradients`
 4 ``theta_to_params(theta)``                           :func:`check_theta_to_params`, :func:`grade_theta_to_params`
+5 ``similarity_theta(params)``                         :func:`check_similarity_theta`,
+                                                       :func:`grade_similarity_theta`
 =====================================================  ======================================================
 
 The oracles: for exercise 1, the tutorial-style conv stack built with ``torch.nn`` and run on a
 dummy tensor; for exercise 2, a fresh ``nn.Linear`` and what it outputs; for exercise 3,
 ``F.affine_grid`` / ``F.grid_sample`` and their autograd; for exercise 4, thetas built from known
 angles with ``torch.cos`` / ``torch.sin`` and, for sheared thetas, the polar decomposition by
-``torch.linalg.svd``. Every expected value is computed first; the learner's function then runs
+``torch.linalg.svd``; for exercise 5, the product of 3x3 translation, scale and rotation matrices
+and autograd through the closed form. Every expected value is computed first; the learner's function then runs
 inside :func:`reference_ops_blocked`.
 
 Exercise 3 gets its grid generator and sampler as arguments. The checks pass in their own
@@ -36,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import CheckFailed, check_close, passed, reference_ops_blocked
+from .common import CheckFailed, call_learner, check_close, passed, reference_ops_blocked
 
 __all__ = [
     "IDENTITY_THETA",
@@ -51,6 +54,8 @@ __all__ = [
     "grade_stn_forward_gradients",
     "check_theta_to_params",
     "grade_theta_to_params",
+    "check_similarity_theta",
+    "grade_similarity_theta",
 ]
 
 #: theta of the identity, row by row: [[1, 0, 0], [0, 1, 0]].
@@ -524,3 +529,102 @@ def grade_theta_to_params(fn) -> None:
     _params_case(fn, sheared, _polar_params(sheared), on=f"{n} random sheared and stretched thetas (float64)",
                  atol=1e-9)
     print("theta_to_params: hidden tests passed")
+
+
+# --------------------------------------------------------------------------- exercise 5: similarity_theta
+def _similarity_oracle(params: torch.Tensor) -> torch.Tensor:
+    """(N, 4) (angle in radians, s, tx, ty) -> (N, 2, 3) as a product of 3x3 matrices: T(t) @ S(s) @ R(a)."""
+    p = params.detach().double()
+    n = len(p)
+    rotation = torch.zeros(n, 3, 3, dtype=torch.float64)
+    rotation[:, 0, 0], rotation[:, 0, 1] = torch.cos(p[:, 0]), -torch.sin(p[:, 0])
+    rotation[:, 1, 0], rotation[:, 1, 1] = torch.sin(p[:, 0]), torch.cos(p[:, 0])
+    rotation[:, 2, 2] = 1.0
+    scale = torch.diag_embed(torch.stack([p[:, 1], p[:, 1], torch.ones(n, dtype=torch.float64)], -1))
+    shift = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
+    shift[:, 0, 2], shift[:, 1, 2] = p[:, 2], p[:, 3]
+    return (shift @ scale @ rotation)[:, :2, :]
+
+
+def _similarity_hints(got: torch.Tensor, params: torch.Tensor, expected: torch.Tensor, atol: float) -> list:
+    hints = []
+    p = params.detach().double()
+    g = got.detach().double()
+    degrees = p.clone()
+    degrees[:, 0] = torch.deg2rad(p[:, 0])
+    if torch.allclose(g, _similarity_oracle(degrees), atol=atol):
+        hints.append("the angle is already in radians: use torch.cos(angle) directly, no conversion")
+    if torch.allclose(g[:, :, :2], expected[:, :, :2].transpose(1, 2), atol=atol):
+        hints.append("the minus sign sits on the top row: [[s cos a, -s sin a, tx], [s sin a, s cos a, ty]]")
+    if torch.allclose(g[:, :, 2], expected[:, :, 2] * p[:, 1:2], atol=atol) and not torch.allclose(
+            g[:, :, 2], expected[:, :, 2], atol=atol):
+        hints.append("the shift is not scaled: tx and ty go into the last column as they are")
+    if torch.allclose(g.flatten(1), expected.transpose(1, 2).flatten(1), atol=atol):
+        hints.append("fill theta row by row: stack the rows along dim 1, each row (3 entries) along the last dim")
+    return hints
+
+
+def _similarity_case(fn, params: torch.Tensor, *, on: str, atol: float) -> None:
+    expected = _similarity_oracle(params)
+    got = call_learner(fn, params.clone(), name="similarity_theta", on=on)
+    if not isinstance(got, torch.Tensor):
+        raise CheckFailed(f"similarity_theta on {on}: expected a tensor of shape {tuple(expected.shape)}, got {type(got).__name__}")
+    if got.dtype != params.dtype:
+        raise CheckFailed(f"similarity_theta on {on}: expected dtype {_dtype_name(params.dtype)} (that of params), "
+                          f"got {_dtype_name(got.dtype)}\n  Hint: build theta from params' own entries (torch.stack), "
+                          "not with torch.tensor(...)")
+    try:
+        check_close(got, expected, fn="similarity_theta", on=on, atol=atol)
+    except CheckFailed as err:
+        hints = _similarity_hints(got, params, expected, atol) if got.shape == expected.shape else []
+        raise CheckFailed(f"{err}" + "".join(f"\n  Hint: {h}" for h in hints)) from None
+
+
+def _similarity_gradient_case(fn, params: torch.Tensor, *, on: str, atol: float) -> None:
+    """The gradient of a weighted sum of theta with respect to params, against the oracle's autograd."""
+    weights = torch.linspace(-1.0, 1.0, 6, dtype=params.dtype).view(1, 2, 3)
+    oracle_params = params.detach().double().requires_grad_(True)
+    a, s, tx, ty = oracle_params.unbind(1)
+    oracle = torch.stack([torch.stack([s * torch.cos(a), -s * torch.sin(a), tx], 1),
+                          torch.stack([s * torch.sin(a), s * torch.cos(a), ty], 1)], 1)
+    (oracle * weights.double()).sum().backward()
+    learner_params = params.detach().clone().requires_grad_(True)
+    got = call_learner(fn, learner_params, name="similarity_theta", on=on)
+    if not (isinstance(got, torch.Tensor) and got.requires_grad):
+        raise CheckFailed(
+            f"similarity_theta on {on}: the result does not depend on params for autograd (requires_grad is False), "
+            "so no gradient would reach the localisation network\n  Hint: compute theta from params with torch "
+            "operations (torch.cos, torch.stack, ...); torch.tensor([...]) or .item() cut the graph"
+        )
+    (got * weights).sum().backward()
+    if learner_params.grad is None:
+        raise CheckFailed(f"similarity_theta on {on}: no gradient reached params")
+    check_close(learner_params.grad, oracle_params.grad, fn="similarity_theta",
+                on=f"{on}: d(sum of weights * theta) / d params", atol=atol)
+
+
+def check_similarity_theta(fn) -> None:
+    """Visible check of ``similarity_theta``: the identity, a quarter turn, a known batch, and a gradient."""
+    identity = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    _similarity_case(fn, identity, on="params [[0, 1, 0, 0]] (the identity)", atol=1e-6)
+    batch = torch.tensor([[math.pi / 2, 1.0, 0.0, 0.0], [math.pi / 6, 0.5, 0.2, -0.4], [-2.0, 1.5, -0.3, 0.1]])
+    _similarity_case(fn, batch, on="3 params: a quarter turn, (30 deg, s 0.5, shift (0.2, -0.4)), (-2 rad, s 1.5)",
+                     atol=1e-5)
+    _similarity_gradient_case(fn, batch, on="the same 3 params (float32)", atol=1e-4)
+    passed("similarity_theta: [[s cos a, -s sin a, tx], [s sin a, s cos a, ty]] for a batch, with gradients")
+
+
+def grade_similarity_theta(fn) -> None:
+    """Hidden tests: random batches in float32 and float64, angles beyond ±pi, and the gradient in float64."""
+    gen = torch.Generator().manual_seed(5505)
+    for dtype, atol in ((torch.float64, 1e-10), (torch.float32, 1e-5)):
+        n = 9
+        params = torch.stack([
+            (torch.rand(n, generator=gen, dtype=torch.float64) - 0.5) * 4 * math.pi,
+            0.2 + 2 * torch.rand(n, generator=gen, dtype=torch.float64),
+            torch.randn(n, generator=gen, dtype=torch.float64),
+            torch.randn(n, generator=gen, dtype=torch.float64),
+        ], 1).to(dtype)
+        _similarity_case(fn, params, on=f"{n} random params ({_dtype_name(dtype)})", atol=atol)
+    _similarity_gradient_case(fn, params.double(), on=f"{n} random params (float64)", atol=1e-10)
+    print("similarity_theta: hidden tests passed")
