@@ -1,4 +1,5 @@
-# STN from scratch: `make lab` opens the course, `make test` runs every test.
+# STN from scratch: `make lab` opens the course, `make test` runs every test,
+# `make test-fast` the quick inner loop, `make lint` the linter and the formatter check.
 # Both create the virtual environment .venv on first use (needs Python >= 3.10).
 
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lab test release clean-venv
+.PHONY: setup lab test test-fast lint format release clean-venv
 
 setup: $(STAMP)
 
@@ -27,6 +28,20 @@ lab: setup
 # in solutions/ and notebooks/ executed by nbval, all in fast mode (STN_FAST=1).
 test: setup
 	STN_FAST=1 $(BIN)/python -m pytest --nbval-lax -n auto --dist loadfile
+
+# The inner loop (about a minute): stnlib's unit tests and doctests and tests/, without nbval, the
+# nbgrader pipeline and the browser test (the tests marked slow).
+test-fast: setup
+	STN_FAST=1 $(BIN)/python -m pytest -n auto --dist loadfile -m "not slow" stnlib tests
+
+# ruff (configured in pyproject.toml): lint rules and the formatter, as a check; `make format` applies it.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # Regenerate the student notebooks/ from the instructor solutions/ with nbgrader.
 release: setup

@@ -78,7 +78,7 @@ def time_compute(explorer: ThetaExplorer, n: int) -> list[float]:
     img = explorer.image
     c = explorer.controls
     times = []
-    for i, (name, value) in enumerate(slider_values(n)):
+    for name, value in slider_values(n):
         c[name].value = value
         theta = explorer.theta
         t0 = time.perf_counter()

@@ -33,10 +33,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbutils import ROOT, SOLUTIONS
 
 from stnlib import release
-
-from nbutils import ROOT, SOLUTIONS
 
 pytestmark = pytest.mark.slow
 

@@ -159,7 +159,7 @@ def kernel_idle(page, deadline: Deadline, cap_s: float = 120) -> None:
 
 def run_all_cells(page, deadline: Deadline) -> None:
     """Run every cell from the Run menu and wait until each code cell has an execution count."""
-    for attempt in range(3):
+    for _attempt in range(3):
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         clicked = time.monotonic()

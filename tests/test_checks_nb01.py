@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
+from nbutils import SOLUTIONS, answer_namespace
 
 from stnlib import geometry
 from stnlib.checks import CheckFailed, nb01
-from nbutils import SOLUTIONS, answer_namespace
 
 NOTEBOOK = SOLUTIONS / "01_affine_matrices" / "01_affine_matrices.ipynb"
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from nbutils import SOLUTIONS, answer_namespace
 
 from stnlib import geometry, sampling
 from stnlib.checks import CheckFailed, nb02
-
-from nbutils import SOLUTIONS, answer_namespace
 
 NAME = "02_normalised_coordinates"
 

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from nbutils import SOLUTIONS, answer_namespace
 from torch.nn.functional import grid_sample as aliased_grid_sample
 
-from nbutils import SOLUTIONS, answer_namespace
 from stnlib import sampling
 from stnlib.checks import CheckFailed, nb03
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from nbutils import SOLUTIONS, answer_namespace
 
 from stnlib import geometry
 from stnlib.checks import CheckFailed, nb04
-from nbutils import SOLUTIONS, answer_namespace
 
 NB = SOLUTIONS / "04_theta_explorer" / "04_theta_explorer.ipynb"
 

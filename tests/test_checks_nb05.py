@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from nbutils import SOLUTIONS, answer_namespace
 from torch import nn
 
-from nbutils import SOLUTIONS, answer_namespace
 from stnlib import geometry, models
 from stnlib.checks import CheckFailed, nb05
 

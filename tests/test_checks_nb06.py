@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
+from nbutils import SOLUTIONS, answer_namespace
 
 from stnlib import geometry
 from stnlib.checks import CheckFailed, nb06
-from nbutils import SOLUTIONS, answer_namespace
 
 NB = SOLUTIONS / "06_experiments" / "06_experiments.ipynb"
 

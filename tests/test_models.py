@@ -74,7 +74,7 @@ class TestSamplerSwitch:
         F.cross_entropy(out_a, y).backward()
         F.cross_entropy(out_b, y).backward()
         for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
-            torch.testing.assert_close(pa.grad, pb.grad, atol=1e-5, rtol=1e-3, msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(pa.grad, pb.grad, atol=1e-5, rtol=1e-3, msg=lambda m, name=name: f"{name}: {m}")
         assert a.fc_loc[-1].weight.grad.abs().sum() > 0  # the gradient reaches theta
 
     def test_stnlib_sampler_is_the_hand_built_one(self, monkeypatch):

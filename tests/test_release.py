@@ -15,10 +15,9 @@ import re
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbutils import NOTEBOOKS, SOLUTIONS, nbgrader_cells, notebook_paths
 
 from stnlib import release
-
-from nbutils import NOTEBOOKS, SOLUTIONS, nbgrader_cells, notebook_paths
 
 STUDENT = notebook_paths(NOTEBOOKS)
 SOURCE = notebook_paths(SOLUTIONS)

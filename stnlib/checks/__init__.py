@@ -14,6 +14,14 @@ exercise:
 The common helpers live in :mod:`stnlib.checks.common`.
 """
 
-from .common import CheckFailed, call_learner, check_close, check_raises, passed, reference_ops_blocked, yours_or_reference
+from .common import (
+    CheckFailed,
+    call_learner,
+    check_close,
+    check_raises,
+    passed,
+    reference_ops_blocked,
+    yours_or_reference,
+)
 
 __all__ = ["CheckFailed", "call_learner", "check_close", "check_raises", "passed", "reference_ops_blocked", "yours_or_reference"]
