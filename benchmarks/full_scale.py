@@ -100,10 +100,16 @@ def run_one(name: str, epochs: int, limit: int | None, device) -> dict:
     print(
         f"{name}: {epochs} epochs ({row['steps']:,} steps) in {row['wall_time_s']:.0f} s, "
         f"test error {100 * row['test_error']:.2f}%"
-        + (f", angle slope {row['angle_slope']:.2f} (corr {row['angle_corr']:.2f}, "
-           f"median residual {row['angle_resid_median']:.1f} deg)" if row.get("angle_slope") is not None else "")
+        + (
+            f", angle slope {row['angle_slope']:.2f} (corr {row['angle_corr']:.2f}, "
+            f"median residual {row['angle_resid_median']:.1f} deg)"
+            if row.get("angle_slope") is not None
+            else ""
+        )
         + (f", shift slope {row['shift_slope']:.2f}" if row.get("shift_slope") is not None else "")
-        + (f", mean scale {row['scale_mean']:.2f} (ideal {row['scale_ideal_mean']:.2f})" if "scale_mean" in row else ""),
+        + (
+            f", mean scale {row['scale_mean']:.2f} (ideal {row['scale_ideal_mean']:.2f})" if "scale_mean" in row else ""
+        ),
         flush=True,
     )
     return row

@@ -49,73 +49,181 @@ VARIANTS = {
     "default": ("baseline", "the default recipe (8 epochs)", "default", {}),
     # one change at a time: classifier capacity
     "fcn": ("classifier", "classifier: the paper's FCN (3 fully connected layers)", "default", {"classifier": "fcn"}),
-    "tiny-cnn": ("classifier", "classifier: a tiny CNN (4 and 8 filters, 16 hidden)", "default",
-                 {"classifier": "tiny-cnn"}),
+    "tiny-cnn": (
+        "classifier",
+        "classifier: a tiny CNN (4 and 8 filters, 16 hidden)",
+        "default",
+        {"classifier": "tiny-cnn"},
+    ),
     # parameterisation of the transform
-    "similarity": ("transform", "transform: similarity, an explicit angle (4 numbers)", "default",
-                   {"transform": "similarity"}),
-    "attention": ("transform", "transform: attention, no rotation at all (3 numbers)", "default",
-                  {"transform": "attention"}),
+    "similarity": (
+        "transform",
+        "transform: similarity, an explicit angle (4 numbers)",
+        "default",
+        {"transform": "similarity"},
+    ),
+    "attention": (
+        "transform",
+        "transform: attention, no rotation at all (3 numbers)",
+        "default",
+        {"transform": "attention"},
+    ),
     # localisation network
-    "loc-full-res": ("localisation", "localisation: full resolution (no 2x pooling)", "default",
-                     {"loc_downsample": 1}),
-    "loc-wide": ("localisation", "localisation: 64 filters per layer, 64 hidden", "default",
-                 {"loc_channels": (64, 64), "loc_hidden": 64}),
+    "loc-full-res": ("localisation", "localisation: full resolution (no 2x pooling)", "default", {"loc_downsample": 1}),
+    "loc-wide": (
+        "localisation",
+        "localisation: 64 filters per layer, 64 hidden",
+        "default",
+        {"loc_channels": (64, 64), "loc_hidden": 64},
+    ),
     "loc-coords": ("localisation", "localisation: coordinate channels (CoordConv)", "default", {"loc_coords": True}),
     # its learning rate and the schedule
-    "loc-lr-x1": ("learning rate", "localisation lr: the classifier's (x1 instead of x0.3)", "default",
-                  {"loc_lr_mult": 1.0}),
+    "loc-lr-x1": (
+        "learning rate",
+        "localisation lr: the classifier's (x1 instead of x0.3)",
+        "default",
+        {"loc_lr_mult": 1.0},
+    ),
     "loc-lr-x0.1": ("learning rate", "localisation lr: x0.1", "default", {"loc_lr_mult": 0.1}),
-    "constant-lr": ("learning rate", "schedule: constant 1e-3 (no one-cycle)", "default",
-                    {"schedule": "constant", "lr": 1e-3}),
+    "constant-lr": (
+        "learning rate",
+        "schedule: constant 1e-3 (no one-cycle)",
+        "default",
+        {"schedule": "constant", "lr": 1e-3},
+    ),
     # iterative refinement (inverse-compositional STN)
-    "iterations-2": ("refinement", "inverse-compositional: the localisation net looks twice", "default",
-                     {"iterations": 2}),
+    "iterations-2": (
+        "refinement",
+        "inverse-compositional: the localisation net looks twice",
+        "default",
+        {"iterations": 2},
+    ),
     "iterations-3": ("refinement", "inverse-compositional: three looks", "default", {"iterations": 3}),
     # data
-    "curriculum": ("data", "rotation curriculum: the range widens over the first 4 epochs", "default",
-                   {"curriculum_epochs": 4}),
-    "fixed-draw": ("data", "one fixed draw of the rotations (no fresh draw each epoch)", "default",
-                   {"redraw": False}),
+    "curriculum": (
+        "data",
+        "rotation curriculum: the range widens over the first 4 epochs",
+        "default",
+        {"curriculum_epochs": 4},
+    ),
+    "fixed-draw": ("data", "one fixed draw of the rotations (no fresh draw each epoch)", "default", {"redraw": False}),
     # budget
     "epochs-x4": ("budget", "32 epochs instead of 8", "default", {"epochs": 32}),
     # combinations without the curriculum
-    "similarity-fcn": ("combination", "similarity + FCN classifier", "default",
-                       {"transform": "similarity", "classifier": "fcn"}),
-    "similarity-loc-full-res": ("combination", "similarity + full-resolution localisation", "default",
-                                {"transform": "similarity", "loc_downsample": 1}),
-    "similarity-iterations-2": ("combination", "similarity + 2 looks", "default",
-                                {"transform": "similarity", "iterations": 2}),
-    "similarity-epochs-x4": ("combination", "similarity, 32 epochs", "default",
-                             {"transform": "similarity", "epochs": 32}),
+    "similarity-fcn": (
+        "combination",
+        "similarity + FCN classifier",
+        "default",
+        {"transform": "similarity", "classifier": "fcn"},
+    ),
+    "similarity-loc-full-res": (
+        "combination",
+        "similarity + full-resolution localisation",
+        "default",
+        {"transform": "similarity", "loc_downsample": 1},
+    ),
+    "similarity-iterations-2": (
+        "combination",
+        "similarity + 2 looks",
+        "default",
+        {"transform": "similarity", "iterations": 2},
+    ),
+    "similarity-epochs-x4": (
+        "combination",
+        "similarity, 32 epochs",
+        "default",
+        {"transform": "similarity", "epochs": 32},
+    ),
     # combinations with the curriculum (4 of 8 epochs unless said)
-    "similarity-curriculum": ("curriculum", "similarity + curriculum", "default",
-                              {"transform": "similarity", "curriculum_epochs": 4}),
-    "sim-curriculum-fcn": ("curriculum", "similarity + curriculum + FCN classifier", "default",
-                           {"transform": "similarity", "curriculum_epochs": 4, "classifier": "fcn"}),
-    "sim-curriculum-loc-wide": ("curriculum", "similarity + curriculum + wide localisation (64 filters)", "default",
-                                {"transform": "similarity", "curriculum_epochs": 4, "loc_channels": (64, 64),
-                                 "loc_hidden": 64}),
-    "sim-curriculum-loc-full-res": ("curriculum", "similarity + curriculum + full-resolution localisation", "default",
-                                    {"transform": "similarity", "curriculum_epochs": 4, "loc_downsample": 1}),
-    "sim-curriculum-loc-lr-x1": ("curriculum", "similarity + curriculum + localisation lr x1", "default",
-                                 {"transform": "similarity", "curriculum_epochs": 4, "loc_lr_mult": 1.0}),
-    "sim-curriculum-iterations-2": ("curriculum", "similarity + curriculum + 2 looks", "default",
-                                    {"transform": "similarity", "curriculum_epochs": 4, "iterations": 2}),
-    "curriculum-x2": ("curriculum", "curriculum over 8 of 16 epochs", "default",
-                      {"epochs": 16, "curriculum_epochs": 8}),
-    "sim-curriculum-x2": ("curriculum", "similarity + curriculum over 8 of 16 epochs", "default",
-                          {"transform": "similarity", "epochs": 16, "curriculum_epochs": 8}),
+    "similarity-curriculum": (
+        "curriculum",
+        "similarity + curriculum",
+        "default",
+        {"transform": "similarity", "curriculum_epochs": 4},
+    ),
+    "sim-curriculum-fcn": (
+        "curriculum",
+        "similarity + curriculum + FCN classifier",
+        "default",
+        {"transform": "similarity", "curriculum_epochs": 4, "classifier": "fcn"},
+    ),
+    "sim-curriculum-loc-wide": (
+        "curriculum",
+        "similarity + curriculum + wide localisation (64 filters)",
+        "default",
+        {"transform": "similarity", "curriculum_epochs": 4, "loc_channels": (64, 64), "loc_hidden": 64},
+    ),
+    "sim-curriculum-loc-full-res": (
+        "curriculum",
+        "similarity + curriculum + full-resolution localisation",
+        "default",
+        {"transform": "similarity", "curriculum_epochs": 4, "loc_downsample": 1},
+    ),
+    "sim-curriculum-loc-lr-x1": (
+        "curriculum",
+        "similarity + curriculum + localisation lr x1",
+        "default",
+        {"transform": "similarity", "curriculum_epochs": 4, "loc_lr_mult": 1.0},
+    ),
+    "sim-curriculum-iterations-2": (
+        "curriculum",
+        "similarity + curriculum + 2 looks",
+        "default",
+        {"transform": "similarity", "curriculum_epochs": 4, "iterations": 2},
+    ),
+    "curriculum-x2": (
+        "curriculum",
+        "curriculum over 8 of 16 epochs",
+        "default",
+        {"epochs": 16, "curriculum_epochs": 8},
+    ),
+    "sim-curriculum-x2": (
+        "curriculum",
+        "similarity + curriculum over 8 of 16 epochs",
+        "default",
+        {"transform": "similarity", "epochs": 16, "curriculum_epochs": 8},
+    ),
     # towards the upright recipe: everything that helped, trained longer
-    "upright-24": ("candidate", "similarity, curriculum 12 of 24 epochs, loc lr x1, wide localisation", "default",
-                   {"transform": "similarity", "epochs": 24, "curriculum_epochs": 12, "loc_lr_mult": 1.0,
-                    "loc_channels": (64, 64), "loc_hidden": 64}),
-    "upright-24-looks-2": ("candidate", "upright-24 + 2 looks", "default",
-                           {"transform": "similarity", "epochs": 24, "curriculum_epochs": 12, "loc_lr_mult": 1.0,
-                            "loc_channels": (64, 64), "loc_hidden": 64, "iterations": 2}),
-    "upright-36-looks-2": ("candidate", "36 epochs (curriculum 18), 2 looks, loc lr x0.3", "default",
-                           {"transform": "similarity", "epochs": 36, "curriculum_epochs": 18, "loc_channels": (64, 64),
-                            "loc_hidden": 64, "iterations": 2}),
+    "upright-24": (
+        "candidate",
+        "similarity, curriculum 12 of 24 epochs, loc lr x1, wide localisation",
+        "default",
+        {
+            "transform": "similarity",
+            "epochs": 24,
+            "curriculum_epochs": 12,
+            "loc_lr_mult": 1.0,
+            "loc_channels": (64, 64),
+            "loc_hidden": 64,
+        },
+    ),
+    "upright-24-looks-2": (
+        "candidate",
+        "upright-24 + 2 looks",
+        "default",
+        {
+            "transform": "similarity",
+            "epochs": 24,
+            "curriculum_epochs": 12,
+            "loc_lr_mult": 1.0,
+            "loc_channels": (64, 64),
+            "loc_hidden": 64,
+            "iterations": 2,
+        },
+    ),
+    "upright-36-looks-2": (
+        "candidate",
+        "36 epochs (curriculum 18), 2 looks, loc lr x0.3",
+        "default",
+        {
+            "transform": "similarity",
+            "epochs": 36,
+            "curriculum_epochs": 18,
+            "loc_channels": (64, 64),
+            "loc_hidden": 64,
+            "iterations": 2,
+        },
+    ),
 }
 
 #: Rows whose settings are relative to the named ``upright`` recipe (added after it exists).
@@ -138,7 +246,8 @@ def run_one(name: str, seed: int, epochs_scale: float, limit: int | None, thread
     recipe = train.get_recipe(base, **change)
     if epochs_scale != 1.0:
         recipe = dataclasses.replace(
-            recipe, epochs=max(1, round(recipe.epochs * epochs_scale)),
+            recipe,
+            epochs=max(1, round(recipe.epochs * epochs_scale)),
             curriculum_epochs=round(recipe.curriculum_epochs * epochs_scale),
         )
     train_set, test_set = data.load_datasets("mnist", "r", seed=0, limit=limit)
@@ -198,7 +307,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--limit", type=int, help="use only the first LIMIT samples of each split (smoke runs)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, in separate processes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
-    parser.add_argument("--merge", nargs="+", help="merge these result files (rows of later files win) instead of training")
+    parser.add_argument(
+        "--merge", nargs="+", help="merge these result files (rows of later files win) instead of training"
+    )
     parser.add_argument("--out", help="results JSON (default benchmarks/results/rotation.json)")
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else RESULTS / "rotation.json"
@@ -223,7 +334,8 @@ def main(argv=None) -> dict:
             print(
                 f"{name} seed {seed}: error {100 * r['test_error']:.1f}%, rotation slope "
                 f"{_fmt(r['rotation_slope'])}, residual {_fmt(r['angle_residual_median'], 1, 1)} deg, "
-                f"{r['wall_time_s']:.0f} s", flush=True,
+                f"{r['wall_time_s']:.0f} s",
+                flush=True,
             )
 
         if args.jobs <= 1:  # in this process (also when the script is imported by the tests)
@@ -238,10 +350,21 @@ def main(argv=None) -> dict:
         result = {
             "benchmark": "rotation",
             "command": "python benchmarks/rotation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "settings": {"distortion": "r", "seeds": args.seeds, "epochs_scale": args.epochs_scale, "limit": args.limit,
-                         "jobs": args.jobs, "threads": args.threads},
-            "machine": {"torch": torch.__version__, "python": platform.python_version(),
-                        "platform": platform.platform(), "cpus": os.cpu_count(), "load_before": load},
+            "settings": {
+                "distortion": "r",
+                "seeds": args.seeds,
+                "epochs_scale": args.epochs_scale,
+                "limit": args.limit,
+                "jobs": args.jobs,
+                "threads": args.threads,
+            },
+            "machine": {
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "load_before": load,
+            },
             "total_time_s": time.perf_counter() - start,
             "rows": rows,
         }

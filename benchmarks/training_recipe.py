@@ -67,25 +67,37 @@ ABLATIONS = {
     "loc-frozen": ("localisation learning rate: 0 (theta stays the identity: no STN)", {"loc_lr_mult": 1e-12}),
     "attention": ("transform: attention (scale + translation)", {"transform": "attention"}),
     "projective": ("transform: projective (8 parameters)", {"transform": "projective"}),
-    "before-zeros": ("normalise before the transformer, zero padding (the tutorial)",
-                     {"normalize": "before", "padding_mode": "zeros"}),
-    "before-border": ("normalise before the transformer, border padding",
-                      {"normalize": "before", "padding_mode": "border"}),
+    "before-zeros": (
+        "normalise before the transformer, zero padding (the tutorial)",
+        {"normalize": "before", "padding_mode": "zeros"},
+    ),
+    "before-border": (
+        "normalise before the transformer, border padding",
+        {"normalize": "before", "padding_mode": "border"},
+    ),
     "lr-x0.33": ("learning rate: peak 1e-3 instead of 3e-3", {"lr": 1e-3}),
     "lr-x3": ("learning rate: peak 1e-2 instead of 3e-3", {"lr": 1e-2}),
     "adam-constant": ("schedule: Adam at a constant rate 1e-3", {"schedule": "constant", "lr": 1e-3}),
-    "sgd-onecycle": ("optimiser: SGD with momentum 0.9, the same one-cycle schedule (peak 0.05)",
-                     {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}),
-    "sgd-momentum-step": ("optimiser and schedule: SGD, momentum 0.9, lr 0.01 divided by 10 twice (the paper's)",
-                          {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "step"}),
+    "sgd-onecycle": (
+        "optimiser: SGD with momentum 0.9, the same one-cycle schedule (peak 0.05)",
+        {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
+    ),
+    "sgd-momentum-step": (
+        "optimiser and schedule: SGD, momentum 0.9, lr 0.01 divided by 10 twice (the paper's)",
+        {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "step"},
+    ),
     "batch-128": ("batch size 128", {"batch_size": 128}),
     "batch-32": ("batch size 32", {"batch_size": 32}),
     "epochs-half": ("half the epochs", {"epochs": "half"}),
     "epochs-double": ("twice the epochs", {"epochs": "double"}),
-    "loc-full-res": ("architecture: the localisation net on the full-resolution input (no 2x pooling)",
-                     {"loc_downsample": 1}),
-    "tutorial-net": ("architecture: the tutorial's network (dropout, 42x42 classifier), this recipe otherwise",
-                     {"model": "tutorial"}),
+    "loc-full-res": (
+        "architecture: the localisation net on the full-resolution input (no 2x pooling)",
+        {"loc_downsample": 1},
+    ),
+    "tutorial-net": (
+        "architecture: the tutorial's network (dropout, 42x42 classifier), this recipe otherwise",
+        {"model": "tutorial"},
+    ),
     "cnn": ("architecture: the CNN with as many parameters, no transformer", {"model": "cnn"}),
 }
 
@@ -129,11 +141,18 @@ def run_one(recipe, train_data, test_data, seed: int) -> dict:
     torch.manual_seed(seed)
     model = train.model_for(recipe, train_data)
     try:
-        metrics = train.train(model, train_data, test_data, recipe, seed=seed, device="cpu", progress=False,
-                              verbose=False)
+        metrics = train.train(
+            model, train_data, test_data, recipe, seed=seed, device="cpu", progress=False, verbose=False
+        )
     except RuntimeError as err:  # a diverged run is a result too
-        return {"seed": seed, "diverged": str(err), "test_error": 1.0, "wall_time_s": float("nan"),
-                "cpu_time_s": float("nan"), "parameters": count_parameters(model)}
+        return {
+            "seed": seed,
+            "diverged": str(err),
+            "test_error": 1.0,
+            "wall_time_s": float("nan"),
+            "cpu_time_s": float("nan"),
+            "parameters": count_parameters(model),
+        }
     last = metrics["history"][-1]
     return {
         "seed": seed,
@@ -179,8 +198,10 @@ def add_ratios(rows: list, reference: str) -> None:
 
 
 def table(rows: list, reference: str) -> str:
-    head = (f"{'recipe':<18}{'epochs':>7}{'params':>9}{'test error %':>19}{'wall s':>9}{'cpu s':>9}"
-            f"{'error/' + reference[:8]:>16}{'wall/' + reference[:8]:>15}{'cpu/' + reference[:8]:>14}")
+    head = (
+        f"{'recipe':<18}{'epochs':>7}{'params':>9}{'test error %':>19}{'wall s':>9}{'cpu s':>9}"
+        f"{'error/' + reference[:8]:>16}{'wall/' + reference[:8]:>15}{'cpu/' + reference[:8]:>14}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         spread = f"{100 * r['test_error']:.2f}"
@@ -197,8 +218,13 @@ def target_verdict(rows: list) -> dict:
     default = next(r for r in rows if r["name"] == "default")
     met_error = default["error_ratio"] <= TARGET["error_ratio_max"]
     met_time = default["time_ratio"] <= TARGET["time_ratio_max"]
-    return {**TARGET, "error_ratio": default["error_ratio"], "time_ratio": default["time_ratio"],
-            "cpu_time_ratio": default["cpu_time_ratio"], "met": bool(met_error and met_time)}
+    return {
+        **TARGET,
+        "error_ratio": default["error_ratio"],
+        "time_ratio": default["time_ratio"],
+        "cpu_time_ratio": default["cpu_time_ratio"],
+        "met": bool(met_error and met_time),
+    }
 
 
 def main(argv=None) -> dict:
@@ -211,7 +237,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the distortions")
     parser.add_argument("--ablations", action="store_true", help="run the ablations of the default recipe instead")
     parser.add_argument("--only", nargs="+", help="run only these rows (names as printed)")
-    parser.add_argument("--out", help="results JSON (default benchmarks/results/training_recipe.json or ablations.json)")
+    parser.add_argument(
+        "--out", help="results JSON (default benchmarks/results/training_recipe.json or ablations.json)"
+    )
     args = parser.parse_args(argv)
     if args.epochs_scale <= 0:
         parser.error("--epochs-scale must be positive")
@@ -239,8 +267,11 @@ def main(argv=None) -> dict:
             note = f" DIVERGED: {result['diverged']}" if "diverged" in result else ""
             load = result.get("load_average", [None, None])
             load_note = f"  load {load[0]}->{load[1]}" if load[0] is not None else ""
-            print(f"  seed {seed} {name:<18} test error {100 * result['test_error']:6.2f}%  "
-                  f"wall {result['wall_time_s']:6.1f} s  cpu {result['cpu_time_s']:6.1f} s{load_note}{note}", flush=True)
+            print(
+                f"  seed {seed} {name:<18} test error {100 * result['test_error']:6.2f}%  "
+                f"wall {result['wall_time_s']:6.1f} s  cpu {result['cpu_time_s']:6.1f} s{load_note}{note}",
+                flush=True,
+            )
     rows = [summarise(name, what, recipe, runs[name]) for name, (what, recipe) in rows_to_run.items()]
     add_ratios(rows, reference)
     print()
@@ -248,20 +279,32 @@ def main(argv=None) -> dict:
     loads = [x for row in rows for run in row["runs"] for x in run.get("load_average", []) if x is not None]
     busy = bool(loads) and max(loads) > (os.cpu_count() or 1) + 0.5  # this run itself accounts for about 2
     if busy:
-        print(f"\nwarning: the machine was busy (load average up to {max(loads)} on {os.cpu_count()} CPUs): other "
-              "processes competed for the cores, so the wall times (and their ratios) are unreliable; rerun on a "
-              "quiet machine, or compare the CPU times")
+        print(
+            f"\nwarning: the machine was busy (load average up to {max(loads)} on {os.cpu_count()} CPUs): other "
+            "processes competed for the cores, so the wall times (and their ratios) are unreliable; rerun on a "
+            "quiet machine, or compare the CPU times"
+        )
     results = {
         "benchmark": "ablations" if args.ablations else "training_recipe",
         "command": "python benchmarks/training_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "reference": reference,
         "settings": {
-            "distortion": args.distortion, "data_seed": args.data_seed, "seeds": args.seeds,
-            "epochs_scale": args.epochs_scale, "limit": args.limit, "threads": torch.get_num_threads(),
-            "n_train": len(train_data), "n_test": len(test_data), "source": train_data.source,
+            "distortion": args.distortion,
+            "data_seed": args.data_seed,
+            "seeds": args.seeds,
+            "epochs_scale": args.epochs_scale,
+            "limit": args.limit,
+            "threads": torch.get_num_threads(),
+            "n_train": len(train_data),
+            "n_test": len(test_data),
+            "source": train_data.source,
         },
-        "machine": {"torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
+        "machine": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "total_time_s": time.perf_counter() - start,
         "busy_machine": busy,
         "rows": rows,

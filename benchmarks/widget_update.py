@@ -96,10 +96,14 @@ def main(argv=None) -> int:
 
     explorer = ThetaExplorer()
     explorer.image  # noqa: B018 - load the first image before timing
-    print(f"theta explorer: one slider update, {args.n} updates per row; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    header = (f"{'image':<16} {'grid':<5} {'update median':>14} {'p95':>8} {'max':>8} {'CPU median':>11} "
-              f"{'compute median':>15} {'p95':>8}")
+    print(
+        f"theta explorer: one slider update, {args.n} updates per row; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
+    header = (
+        f"{'image':<16} {'grid':<5} {'update median':>14} {'p95':>8} {'max':>8} {'CPU median':>11} "
+        f"{'compute median':>15} {'p95':>8}"
+    )
     print(header)
     print("-" * len(header))
     worst = 0.0
@@ -112,9 +116,11 @@ def main(argv=None) -> int:
             comp = time_compute(explorer, args.n)
             p95 = percentile(upd, 95)
             worst = max(worst, p95)
-            print(f"{name:<16} {'on' if grid else 'off':<5} {statistics.median(upd):>11.1f} ms {p95:>5.1f} ms "
-                  f"{max(upd):>5.1f} ms {statistics.median(cpu):>8.1f} ms {statistics.median(comp):>12.1f} ms "
-                  f"{percentile(comp, 95):>5.1f} ms")
+            print(
+                f"{name:<16} {'on' if grid else 'off':<5} {statistics.median(upd):>11.1f} ms {p95:>5.1f} ms "
+                f"{max(upd):>5.1f} ms {statistics.median(cpu):>8.1f} ms {statistics.median(comp):>12.1f} ms "
+                f"{percentile(comp, 95):>5.1f} ms"
+            )
     verdict = "within" if worst <= BUDGET_MS else "OVER"
     print(f"worst p95 {worst:.1f} ms: {verdict} the {BUDGET_MS:g} ms budget")
     return 1 if args.check and worst > BUDGET_MS else 0

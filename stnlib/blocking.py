@@ -33,7 +33,9 @@ def reference(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         if _blocked_reason is not None:
-            raise RuntimeError(f"stnlib.{fn.__module__.split('.')[-1]}.{fn.__name__} is not available here: {_blocked_reason}")
+            raise RuntimeError(
+                f"stnlib.{fn.__module__.split('.')[-1]}.{fn.__name__} is not available here: {_blocked_reason}"
+            )
         return fn(*args, **kwargs)
 
     return wrapper

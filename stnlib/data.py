@@ -215,7 +215,7 @@ def load_base(dataset: str = "mnist", *, root=None, download: bool | None = None
         raw = root / cls.__name__ / "raw"
         raise FileNotFoundError(
             f"Fashion-MNIST is not in {raw} and {why}; it has no offline fallback. "
-            f"Get it once with network access: python -c \"import torchvision; "
+            f'Get it once with network access: python -c "import torchvision; '
             f"torchvision.datasets.FashionMNIST('{root}', download=True)\" "
             f"(or copy the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
             f"t10k-labels-idx1-ubyte into {raw}; set STN_DATA_DIR to use another data directory)."
@@ -524,13 +524,22 @@ class DistortedDigits(torch.utils.data.Dataset):
         if self.distortion == "none":
             return self
         generator = torch.Generator().manual_seed(int(seed))
-        params = sample_distortion(self.distortion, len(self.labels), generator=generator, rotation_range=rotation_range)
+        params = sample_distortion(
+            self.distortion, len(self.labels), generator=generator, rotation_range=rotation_range
+        )
         if self.distortion == "tc":
             _no_self_clutter(params)
         images = _render_uint8(self.clean, self.distortion, params, self.clean[:, 0])
         return DistortedDigits(
-            images, self.labels, self.clean, params, dataset=self.dataset, distortion=self.distortion,
-            train=self.train, seed=int(seed), source=self.source,
+            images,
+            self.labels,
+            self.clean,
+            params,
+            dataset=self.dataset,
+            distortion=self.distortion,
+            train=self.train,
+            seed=int(seed),
+            source=self.source,
         )
 
     def __repr__(self) -> str:
@@ -589,8 +598,15 @@ def distorted_digits(
     params = {key: value[:n] for key, value in params.items()}
     clean = images[:n].unsqueeze(1)
     return DistortedDigits(
-        _render_uint8(clean, distortion, params, images), labels[:n].clone(), clean.clone(), params,
-        dataset=dataset, distortion=distortion, train=train, seed=seed, source=base.source,
+        _render_uint8(clean, distortion, params, images),
+        labels[:n].clone(),
+        clean.clone(),
+        params,
+        dataset=dataset,
+        distortion=distortion,
+        train=train,
+        seed=seed,
+        source=base.source,
     )
 
 
@@ -598,8 +614,8 @@ def _render_uint8(clean: torch.Tensor, distortion: str, params: dict, sources: t
     """:func:`render_distortion` in chunks, rounded to uint8: (N, 1, 28, 28) -> (N, 1, S, S)."""
     chunks = []
     for start in range(0, len(clean), RENDER_CHUNK):
-        part = {key: value[start:start + RENDER_CHUNK] for key, value in params.items()}
-        out = render_distortion(clean[start:start + RENDER_CHUNK], distortion, part, clutter_sources=sources)
+        part = {key: value[start : start + RENDER_CHUNK] for key, value in params.items()}
+        out = render_distortion(clean[start : start + RENDER_CHUNK], distortion, part, clutter_sources=sources)
         chunks.append(torch.round(out * 255.0).to(torch.uint8))
     side = CANVAS_SIZE[distortion]
     return torch.cat(chunks) if chunks else torch.zeros(0, 1, side, side, dtype=torch.uint8)

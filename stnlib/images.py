@@ -86,7 +86,7 @@ def letter_f(size=(28, 28)) -> torch.Tensor:
     big = raster.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
     out = torch.zeros(height, width)
     top, left = (height - big.shape[0]) // 2, (width - big.shape[1]) // 2
-    out[top:top + big.shape[0], left:left + big.shape[1]] = big
+    out[top : top + big.shape[0], left : left + big.shape[1]] = big
     return out
 
 

@@ -217,7 +217,12 @@ class AddCoords(nn.Module):
 
 
 def localization_net(
-    in_size, *, channels=(20, 20), kernel: int = 5, downsample: int = 2, in_channels: int = 1,
+    in_size,
+    *,
+    channels=(20, 20),
+    kernel: int = 5,
+    downsample: int = 2,
+    in_channels: int = 1,
     coords: bool = False,
 ) -> nn.Sequential:
     """The paper's ST-CNN localisation network (convolutional part).
@@ -416,7 +421,11 @@ class FCNClassifier(nn.Module):
         h1, h2 = hidden
         features = in_channels * self.in_size[0] * self.in_size[1]
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(features, h1), nn.ReLU(True), nn.Linear(h1, h2), nn.ReLU(True),
+            nn.Flatten(),
+            nn.Linear(features, h1),
+            nn.ReLU(True),
+            nn.Linear(h1, h2),
+            nn.ReLU(True),
             nn.Linear(h2, num_classes),
         )
 
@@ -506,9 +515,7 @@ class STNClassifier(nn.Module):
             in_size,
             transform=transform,
             out_size=out_size,
-            localization=localization_net(
-                in_size, channels=loc_channels, downsample=loc_downsample, coords=loc_coords
-            ),
+            localization=localization_net(in_size, channels=loc_channels, downsample=loc_downsample, coords=loc_coords),
             loc_hidden=loc_hidden,
             sampler=sampler,
             padding_mode=padding_mode,
@@ -778,14 +785,28 @@ def build_model(
     check_choice(name, MODELS, "name")
     if name in ("tutorial", "tutorial-cnn"):
         return TutorialNet(
-            in_size, use_stn=name == "tutorial", dataset=dataset, normalize=normalize or "before",
-            sampler=sampler, padding_mode=padding_mode,
+            in_size,
+            use_stn=name == "tutorial",
+            dataset=dataset,
+            normalize=normalize or "before",
+            sampler=sampler,
+            padding_mode=padding_mode,
         )
     check_choice(classifier, CLASSIFIERS, "classifier")
     stn = STNClassifier(
-        in_size, transform=transform, out_size=out_size, dataset=dataset, normalize=normalize or "after",
-        sampler=sampler, padding_mode=padding_mode, loc_downsample=loc_downsample, loc_channels=tuple(loc_channels),
-        loc_hidden=loc_hidden, loc_coords=loc_coords, classifier=classifier, iterations=iterations,
+        in_size,
+        transform=transform,
+        out_size=out_size,
+        dataset=dataset,
+        normalize=normalize or "after",
+        sampler=sampler,
+        padding_mode=padding_mode,
+        loc_downsample=loc_downsample,
+        loc_channels=tuple(loc_channels),
+        loc_hidden=loc_hidden,
+        loc_coords=loc_coords,
+        classifier=classifier,
+        iterations=iterations,
     )
     if name == "stn":
         return stn

@@ -42,8 +42,13 @@ def generate(release_dir: Path | None = None, names: list[str] | None = None, *,
     release_dir = Path(release_dir or ROOT / "notebooks").resolve()
     for name in names or assignments():
         cmd = [
-            sys.executable, "-m", "nbgrader", "generate_assignment", name,
-            "--force", "--no-db",
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "generate_assignment",
+            name,
+            "--force",
+            "--no-db",
             f"--CourseDirectory.root={ROOT}",
             f"--CourseDirectory.release_directory={release_dir}",
         ]

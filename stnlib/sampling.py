@@ -37,6 +37,7 @@ __all__ = [
 MODES = ("bilinear", "nearest")
 PADDING_MODES = ("zeros", "border", "reflection")
 
+
 # --------------------------------------------------------------------------- the grid generator
 def _linspace_norm(n: int, align_corners: bool, dtype, device) -> torch.Tensor:
     """The n normalised pixel-centre coordinates along one axis, shape (n,)."""
@@ -200,7 +201,7 @@ def _bilinear_backward(grad_out: torch.Tensor, saved, input_shape, needs_input: 
         parts[:, :, 2].sub_(parts[:, :, 3])
         framed = torch.zeros(n, c, (height + 5) * (width + 5), dtype=g.dtype, device=g.device)
         framed.scatter_add_(2, index.expand(n, c, -1), parts.reshape(n, c, -1))
-        grad_input = framed.reshape(n, c, height + 5, width + 5)[:, :, 2:height + 2, 2:width + 2]
+        grad_input = framed.reshape(n, c, height + 5, width + 5)[:, :, 2 : height + 2, 2 : width + 2]
     if needs_xy:  # eq. 7: the slope along x, interpolated along y (and the other way round)
         v00, v01, v10, v11 = values.unbind(2)
         dv_dx = torch.lerp(v01 - v00, v11 - v10, wy1).mul_(g)

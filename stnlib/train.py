@@ -92,7 +92,11 @@ __all__ = [
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "step")
-TIME_KEYS = ("wall_time_s", "cpu_time_s", "seconds")  # the only entries of the metrics that differ between identical runs
+TIME_KEYS = (
+    "wall_time_s",
+    "cpu_time_s",
+    "seconds",
+)  # the only entries of the metrics that differ between identical runs
 LOC_INITS = ("identity", "random")
 
 
@@ -173,8 +177,16 @@ class Recipe:
         check_choice(self.schedule, SCHEDULES, "schedule")
         check_choice(self.loc_init, LOC_INITS, "loc_init")
         check_choice(self.classifier, CLASSIFIERS, "classifier")
-        for name in ("lr", "loc_lr_mult", "batch_size", "epochs", "out_size", "loc_downsample", "loc_hidden",
-                     "iterations"):
+        for name in (
+            "lr",
+            "loc_lr_mult",
+            "batch_size",
+            "epochs",
+            "out_size",
+            "loc_downsample",
+            "loc_hidden",
+            "iterations",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
         if self.curriculum_epochs < 0:
@@ -187,15 +199,36 @@ class Recipe:
 RECIPES = {
     "default": Recipe(),
     "tutorial": Recipe(
-        model="tutorial", normalize="before", padding_mode="zeros", optimizer="sgd", lr=0.01, momentum=0.0,
-        schedule="constant", loc_lr_mult=1.0, batch_size=64, epochs=20, redraw=False,
+        model="tutorial",
+        normalize="before",
+        padding_mode="zeros",
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.0,
+        schedule="constant",
+        loc_lr_mult=1.0,
+        batch_size=64,
+        epochs=20,
+        redraw=False,
     ),
     "plain-adam": Recipe(
-        model="tutorial", normalize="before", padding_mode="zeros", optimizer="adam", lr=3e-3,
-        schedule="onecycle", loc_lr_mult=0.1, batch_size=128, epochs=5, redraw=False,
+        model="tutorial",
+        normalize="before",
+        padding_mode="zeros",
+        optimizer="adam",
+        lr=3e-3,
+        schedule="onecycle",
+        loc_lr_mult=0.1,
+        batch_size=128,
+        epochs=5,
+        redraw=False,
     ),
     "upright": Recipe(
-        transform="similarity", curriculum_epochs=18, epochs=36, loc_lr_mult=1.0, loc_channels=(64, 64),
+        transform="similarity",
+        curriculum_epochs=18,
+        epochs=36,
+        loc_lr_mult=1.0,
+        loc_channels=(64, 64),
         loc_hidden=64,
     ),
 }
@@ -228,10 +261,19 @@ def model_for(recipe: Recipe, data) -> nn.Module:
     re-initialised with PyTorch's default instead of the identity (the ablation of notebook 06).
     """
     model = build_model(
-        recipe.model, in_size=data.image_size, dataset=getattr(data, "dataset", "mnist"), transform=recipe.transform,
-        out_size=(recipe.out_size, recipe.out_size), normalize=recipe.normalize, sampler=recipe.sampler,
-        padding_mode=recipe.padding_mode, loc_downsample=recipe.loc_downsample, loc_channels=recipe.loc_channels,
-        loc_hidden=recipe.loc_hidden, loc_coords=recipe.loc_coords, classifier=recipe.classifier,
+        recipe.model,
+        in_size=data.image_size,
+        dataset=getattr(data, "dataset", "mnist"),
+        transform=recipe.transform,
+        out_size=(recipe.out_size, recipe.out_size),
+        normalize=recipe.normalize,
+        sampler=recipe.sampler,
+        padding_mode=recipe.padding_mode,
+        loc_downsample=recipe.loc_downsample,
+        loc_channels=recipe.loc_channels,
+        loc_hidden=recipe.loc_hidden,
+        loc_coords=recipe.loc_coords,
+        classifier=recipe.classifier,
         iterations=recipe.iterations,
     )
     if recipe.loc_init == "random" and hasattr(model, "fc_loc"):
@@ -328,8 +370,8 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device="auto") -
     total_loss, errors, thetas = 0.0, 0, []
     with_theta = hasattr(model, "theta") and getattr(model, "use_stn", True)
     for start in range(0, len(labels), batch_size):
-        x = _as_float(images[start:start + batch_size]).to(device)
-        y = labels[start:start + batch_size].to(device)
+        x = _as_float(images[start : start + batch_size]).to(device)
+        y = labels[start : start + batch_size].to(device)
         out = model(x)
         total_loss += F.cross_entropy(out, y, reduction="sum").item()
         errors += (out.argmax(1) != y).sum().item()
@@ -474,17 +516,19 @@ def train(
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
         test = evaluate(model, test_data, device=device)
-        history.append({
-            "epoch": epoch,
-            "train_loss": total_loss / n,
-            "train_error": errors / n,
-            "test_loss": test["loss"],
-            "test_error": test["error"],
-            "theta": test["theta"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "rotation_range": fraction,
-            "seconds": time.perf_counter() - epoch_start,
-        })
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": total_loss / n,
+                "train_error": errors / n,
+                "test_loss": test["loss"],
+                "test_error": test["error"],
+                "theta": test["theta"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "rotation_range": fraction,
+                "seconds": time.perf_counter() - epoch_start,
+            }
+        )
         if verbose:
             say(
                 f"epoch {epoch}/{recipe.epochs}: train loss {total_loss / n:.4f}, "
@@ -600,11 +644,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--loc-init", choices=LOC_INITS, help="identity (default) or random (an ablation)")
     parser.add_argument("--loc-downsample", type=int, help="localisation network's input pooling (1: none)")
     parser.add_argument("--classifier", choices=CLASSIFIERS, help="the network behind the transformer")
-    parser.add_argument("--loc-channels", type=int, nargs=2, metavar=("C1", "C2"),
-                        help="filters of the localisation network's two conv layers")
+    parser.add_argument(
+        "--loc-channels",
+        type=int,
+        nargs=2,
+        metavar=("C1", "C2"),
+        help="filters of the localisation network's two conv layers",
+    )
     parser.add_argument("--loc-hidden", type=int, help="width of the localisation network's hidden layer")
-    parser.add_argument("--loc-coords", action="store_true", default=None,
-                        help="give the localisation network the pixel coordinates as two channels")
+    parser.add_argument(
+        "--loc-coords",
+        action="store_true",
+        default=None,
+        help="give the localisation network the pixel coordinates as two channels",
+    )
     parser.add_argument("--iterations", type=int, help="refinements of theta (inverse-compositional STN; 1: plain)")
     parser.add_argument("--curriculum-epochs", type=int, help="widen the training rotations over this many epochs")
     parser.add_argument(
@@ -629,16 +682,41 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     overrides = {
         name: getattr(args, name)
-        for name in ("model", "transform", "out_size", "normalize", "padding_mode", "sampler", "optimizer", "lr",
-                     "momentum", "weight_decay", "schedule", "loc_lr_mult", "batch_size", "epochs", "grad_clip",
-                     "loc_init", "loc_downsample", "classifier", "loc_channels", "loc_hidden", "loc_coords",
-                     "iterations", "curriculum_epochs")
+        for name in (
+            "model",
+            "transform",
+            "out_size",
+            "normalize",
+            "padding_mode",
+            "sampler",
+            "optimizer",
+            "lr",
+            "momentum",
+            "weight_decay",
+            "schedule",
+            "loc_lr_mult",
+            "batch_size",
+            "epochs",
+            "grad_clip",
+            "loc_init",
+            "loc_downsample",
+            "classifier",
+            "loc_channels",
+            "loc_hidden",
+            "loc_coords",
+            "iterations",
+            "curriculum_epochs",
+        )
     }
     if args.fixed_draw:
         overrides["redraw"] = False
     recipe = get_recipe(args.recipe, **overrides)
     train_data, test_data = load_datasets(
-        args.dataset, args.distortion, seed=args.data_seed, limit=args.limit, root=args.data_dir,
+        args.dataset,
+        args.distortion,
+        seed=args.data_seed,
+        limit=args.limit,
+        root=args.data_dir,
         download=False if args.offline else None,
     )
     torch.manual_seed(args.seed)

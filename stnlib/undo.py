@@ -48,8 +48,14 @@ __all__ = [
 
 #: The entries of :func:`undo_stats_from_theta`, in the order they are reported.
 UNDO_KEYS = (
-    "rotation_slope", "rotation_corr", "angle_residual_median", "scale_slope", "shift_slope", "scale_mean",
-    "scale_ideal_mean", "n",
+    "rotation_slope",
+    "rotation_corr",
+    "angle_residual_median",
+    "scale_slope",
+    "shift_slope",
+    "scale_mean",
+    "scale_ideal_mean",
+    "n",
 )
 _VARIES = 1e-6  # a quantity whose standard deviation is below this does not vary
 
@@ -148,7 +154,9 @@ def undo_stats_from_theta(learned: torch.Tensor, ideal: torch.Tensor) -> dict:
     """
     learned, ideal = affine_part(learned).double(), affine_part(ideal).double()
     if learned.shape != ideal.shape:
-        raise ValueError(f"learned and ideal must have the same shape; got {tuple(learned.shape)} and {tuple(ideal.shape)}")
+        raise ValueError(
+            f"learned and ideal must have the same shape; got {tuple(learned.shape)} and {tuple(ideal.shape)}"
+        )
     a_learned, a_ideal = _rotation_deg(learned), _rotation_deg(ideal)
     rotated = bool(a_ideal.std() > _VARIES) if len(a_ideal) > 1 else False
     residual = None

@@ -54,7 +54,7 @@ def check_shape(value: torch.Tensor, pattern: str, name: str) -> torch.Tensor:
     got = "(" + ", ".join(str(s) for s in shape) + ")" if len(shape) != 1 else f"({shape[0]},)"
     ok = len(shape) >= len(fixed) if leading else len(shape) == len(fixed)
     if ok:
-        tail = shape[len(shape) - len(fixed):]
+        tail = shape[len(shape) - len(fixed) :]
         names: dict[str, int] = {}
         for want, size in zip(fixed, tail):
             if want.isdigit():

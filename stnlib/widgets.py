@@ -237,7 +237,7 @@ def _backdrop_rgb(padded: torch.Tensor, *, margin: int) -> np.ndarray:
     v = padded.detach().clamp(0, 1).numpy().astype(np.float32)[..., None]
     rgb = np.repeat(v, 3, axis=-1)
     outside = np.ones(v.shape[:2], dtype=bool)
-    outside[margin:v.shape[0] - margin, margin:v.shape[1] - margin] = False
+    outside[margin : v.shape[0] - margin, margin : v.shape[1] - margin] = False
     rgb[outside] = 0.45 * rgb[outside] + 0.55 * np.array([0.16, 0.22, 0.38], dtype=np.float32)
     return rgb
 
@@ -251,11 +251,11 @@ def _draw_panels(ax_in, ax_out, view: View, padded: torch.Tensor, *, margin: int
     m = margin
     ext_in = (-m - 0.5, width - 1 + m + 0.5, height - 1 + m + 0.5, -m - 0.5)
     ax_in.imshow(_backdrop_rgb(padded, margin=m), extent=ext_in, interpolation="nearest")
-    ax_in.add_patch(Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="white", linewidth=0.8,
-                              linestyle=(0, (3, 2))))
+    ax_in.add_patch(
+        Rectangle((-0.5, -0.5), width, height, fill=False, edgecolor="white", linewidth=0.8, linestyle=(0, (3, 2)))
+    )
     if show_grid:
-        ax_in.add_collection(LineCollection(grid_lines(view.grid_pix, step=step), colors=_GRID_COLOUR,
-                                            linewidths=0.9))
+        ax_in.add_collection(LineCollection(grid_lines(view.grid_pix, step=step), colors=_GRID_COLOUR, linewidths=0.9))
     top = view.grid_pix[0].detach().cpu().numpy()
     ax_in.plot(top[:, 0], top[:, 1], color=_TOP_COLOUR, linewidth=1.8)
     ax_in.plot(top[:1, 0], top[:1, 1], "o", color=_TOP_COLOUR, markersize=4.5)
@@ -311,12 +311,17 @@ def render_theta(
     view = render(image, theta, align_corners=align_corners, padding_mode=padding_mode, mode=mode)
     margin = _margin(image.shape)
     padded = padded_input(image, margin=margin, align_corners=align_corners, padding_mode=padding_mode)
-    _draw_panels(ax_in, ax_out, view, padded, margin=margin, step=grid_step or _default_step(image.shape),
-                 show_grid=show_grid)
+    _draw_panels(
+        ax_in, ax_out, view, padded, margin=margin, step=grid_step or _default_step(image.shape), show_grid=show_grid
+    )
     if titles:
         ax_in.set_title(f"input + sampling grid\npadding_mode={padding_mode!r}", fontsize=9)
-        ax_out.set_title(f"{_theta_text(view.theta)}\nalign_corners={align_corners}", fontsize=8, family="monospace",
-                         multialignment="left")
+        ax_out.set_title(
+            f"{_theta_text(view.theta)}\nalign_corners={align_corners}",
+            fontsize=8,
+            family="monospace",
+            multialignment="left",
+        )
     return view
 
 
@@ -363,8 +368,9 @@ class ExplorerCanvas:
         z2, m = 2 * self.zoom, self.margin
         big = Image.fromarray(rgb).resize((rgb.shape[1] * z2, rgb.shape[0] * z2), Image.NEAREST)
         height, width = self.size
-        ImageDraw.Draw(big).rectangle([m * z2, m * z2, (m + width) * z2 - 1, (m + height) * z2 - 1],
-                                      outline=(235, 235, 235), width=2)
+        ImageDraw.Draw(big).rectangle(
+            [m * z2, m * z2, (m + width) * z2 - 1, (m + height) * z2 - 1], outline=(235, 235, 235), width=2
+        )
         self._backdrop = big
 
     def set_titles(self, left: str, right: str) -> None:
@@ -487,8 +493,15 @@ class ThetaExplorer:
                 [0.0000, 1.0000, 0.0000]])
     """
 
-    def __init__(self, images: dict | None = None, *, image: str | None = None, align_corners: bool = False,
-                 padding_mode: str = "zeros", continuous_update: bool = True):
+    def __init__(
+        self,
+        images: dict | None = None,
+        *,
+        image: str | None = None,
+        align_corners: bool = False,
+        padding_mode: str = "zeros",
+        continuous_update: bool = True,
+    ):
         import ipywidgets as w
 
         check_choice(padding_mode, PADDING_MODES, "padding_mode")
@@ -508,21 +521,50 @@ class ThetaExplorer:
         c: dict = {}
         for name, (default, lo, hi, step) in CONTROL_DEFAULTS.items():
             label = {"rotation_deg": "rotation (°)", "scale_x": "scale x", "scale_y": "scale y"}.get(name, name)
-            c[name] = w.FloatSlider(value=default, min=lo, max=hi, step=step, description=label,
-                                    readout_format=".0f" if name == "rotation_deg" else ".2f",
-                                    continuous_update=continuous_update, layout=slider_layout, style=style)
+            c[name] = w.FloatSlider(
+                value=default,
+                min=lo,
+                max=hi,
+                step=step,
+                description=label,
+                readout_format=".0f" if name == "rotation_deg" else ".2f",
+                continuous_update=continuous_update,
+                layout=slider_layout,
+                style=style,
+            )
         lo, hi, step = _RAW_RANGE
-        c["raw"] = [w.FloatSlider(value=float(v), min=lo, max=hi, step=step, description=n, readout_format=".2f",
-                                  continuous_update=continuous_update, layout=w.Layout(width="205px"),
-                                  style={"description_width": "45px"})
-                    for n, v in zip(_RAW_NAMES, (1, 0, 0, 0, 1, 0))]
-        c["mode"] = w.ToggleButtons(options=[("parameters", "params"), ("raw theta", "raw")], value="params",
-                                    style={"button_width": "110px"})
+        c["raw"] = [
+            w.FloatSlider(
+                value=float(v),
+                min=lo,
+                max=hi,
+                step=step,
+                description=n,
+                readout_format=".2f",
+                continuous_update=continuous_update,
+                layout=w.Layout(width="205px"),
+                style={"description_width": "45px"},
+            )
+            for n, v in zip(_RAW_NAMES, (1, 0, 0, 0, 1, 0))
+        ]
+        c["mode"] = w.ToggleButtons(
+            options=[("parameters", "params"), ("raw theta", "raw")], value="params", style={"button_width": "110px"}
+        )
         c["align_corners"] = w.Checkbox(value=bool(align_corners), description="align_corners", indent=False)
-        c["padding_mode"] = w.Dropdown(options=list(PADDING_MODES), value=padding_mode, description="padding",
-                                       layout=w.Layout(width="220px"), style={"description_width": "60px"})
-        c["image"] = w.Dropdown(options=list(self._sources), value=first, description="image",
-                                layout=w.Layout(width="220px"), style={"description_width": "60px"})
+        c["padding_mode"] = w.Dropdown(
+            options=list(PADDING_MODES),
+            value=padding_mode,
+            description="padding",
+            layout=w.Layout(width="220px"),
+            style={"description_width": "60px"},
+        )
+        c["image"] = w.Dropdown(
+            options=list(self._sources),
+            value=first,
+            description="image",
+            layout=w.Layout(width="220px"),
+            style={"description_width": "60px"},
+        )
         c["show_grid"] = w.Checkbox(value=True, description="sampling grid", indent=False)
         c["reset"] = w.Button(description="reset to identity", icon="undo", layout=w.Layout(width="160px"))
         self.controls = c
@@ -535,8 +577,11 @@ class ThetaExplorer:
         self._raw_box = w.GridBox(c["raw"], layout=w.Layout(grid_template_columns="repeat(3, 210px)", display="none"))
         options = w.VBox([c["image"], c["padding_mode"], c["align_corners"], c["show_grid"], c["reset"]])
         self.widget = w.VBox(
-            [w.HBox([self.view_image, self.matrix]), c["mode"],
-             w.HBox([w.VBox([self._params_box, self._raw_box]), options])],
+            [
+                w.HBox([self.view_image, self.matrix]),
+                c["mode"],
+                w.HBox([w.VBox([self._params_box, self._raw_box]), options]),
+            ],
             layout=w.Layout(border="1px solid #ddd", padding="6px"),
         )
         self.widget.add_class("stn-theta-explorer")
@@ -558,8 +603,15 @@ class ThetaExplorer:
 
     def close(self) -> None:
         """Close the widget and all its controls (they disappear from the page and free their comms)."""
-        for child in [self.widget, self.view_image, self.matrix, self._params_box, self._raw_box,
-                      *(v for k, v in self.controls.items() if k != "raw"), *self.controls["raw"]]:
+        for child in [
+            self.widget,
+            self.view_image,
+            self.matrix,
+            self._params_box,
+            self._raw_box,
+            *(v for k, v in self.controls.items() if k != "raw"),
+            *self.controls["raw"],
+        ]:
             child.close()
 
     def __repr__(self) -> str:
@@ -663,12 +715,18 @@ class ThetaExplorer:
 
         h, w = self.image.shape
         margin = _margin((h, w))
-        fig, (ax_in, ax_out) = plt.subplots(1, 2, figsize=(2.3 * size, size + 0.5),
-                                            gridspec_kw={"width_ratios": [(w + 2 * margin) / w, 1.0]})
-        render_theta(self.image, self.theta, ax_in=ax_in, ax_out=ax_out,
-                     align_corners=self.controls["align_corners"].value,
-                     padding_mode=self.controls["padding_mode"].value,
-                     show_grid=self.controls["show_grid"].value)
+        fig, (ax_in, ax_out) = plt.subplots(
+            1, 2, figsize=(2.3 * size, size + 0.5), gridspec_kw={"width_ratios": [(w + 2 * margin) / w, 1.0]}
+        )
+        render_theta(
+            self.image,
+            self.theta,
+            ax_in=ax_in,
+            ax_out=ax_out,
+            align_corners=self.controls["align_corners"].value,
+            padding_mode=self.controls["padding_mode"].value,
+            show_grid=self.controls["show_grid"].value,
+        )
         fig.tight_layout()
         return fig
 
@@ -710,13 +768,15 @@ class ThetaExplorer:
         key = (c["image"].value, align_corners, padding_mode)
         if key != self._backdrop_key:
             with _one_thread():
-                padded = padded_input(img, margin=self._canvas.margin, align_corners=align_corners,
-                                      padding_mode=padding_mode)
+                padded = padded_input(
+                    img, margin=self._canvas.margin, align_corners=align_corners, padding_mode=padding_mode
+                )
             self._canvas.set_backdrop(padded)
             self._backdrop_key = key
         self._canvas.set_view(view, show_grid=c["show_grid"].value)
-        self._canvas.set_titles(f"input + sampling grid (padding {padding_mode!r})",
-                                f"output (align_corners={align_corners})")
+        self._canvas.set_titles(
+            f"input + sampling grid (padding {padding_mode!r})", f"output (align_corners={align_corners})"
+        )
         self._view = view
         self.view_image.value = self._canvas.png()
         self.matrix.value = _matrix_html(view.theta)
@@ -736,8 +796,10 @@ def _matrix_html(theta: torch.Tensor) -> str:
         f"scale ({sx:.2f}, {sy:+.2f})\n"
         f"translation ({tx:+.2f}, {ty:+.2f})"
     )
-    return ("<pre style='font-size:13px;line-height:1.35;margin:4px 10px'>" + html.escape(text) + "</pre>"
-            "<div style='font-size:12px;line-height:1.4;color:#555;margin:0 10px;max-width:260px'>"
-            "Grid on the input: where each "
-            "output pixel reads. <span style='color:" + _TOP_COLOUR + "'>Red</span>: the output's top row, "
-            "dot = its top-left pixel.</div>")
+    return (
+        "<pre style='font-size:13px;line-height:1.35;margin:4px 10px'>" + html.escape(text) + "</pre>"
+        "<div style='font-size:12px;line-height:1.4;color:#555;margin:0 10px;max-width:260px'>"
+        "Grid on the input: where each "
+        "output pixel reads. <span style='color:" + _TOP_COLOUR + "'>Red</span>: the output's top row, "
+        "dot = its top-left pixel.</div>"
+    )

@@ -40,8 +40,11 @@ from stnlib import release
 pytestmark = pytest.mark.slow
 
 # All assignments by default; STN_PIPELINE_ASSIGNMENTS=05_train_an_stn,06_experiments grades only those.
-ASSIGNMENTS = [a for a in release.assignments()
-               if not os.environ.get("STN_PIPELINE_ASSIGNMENTS") or a in os.environ["STN_PIPELINE_ASSIGNMENTS"].split(",")]
+ASSIGNMENTS = [
+    a
+    for a in release.assignments()
+    if not os.environ.get("STN_PIPELINE_ASSIGNMENTS") or a in os.environ["STN_PIPELINE_ASSIGNMENTS"].split(",")
+]
 
 # Bodies that answer an exercise by calling a reference implementation instead of writing it.
 # Keyed by the answer cell's grade_id; each must score 0. Every assignment with an exercise that
@@ -56,8 +59,7 @@ DELEGATES: dict[str, str] = {
     "nb01_from_homogeneous": "from stnlib.checks import nb01\nreturn nb01.from_homogeneous_reference(points_h)",
     "nb01_rotation_by_hand": "from stnlib import geometry\nreturn geometry.rotation_matrix(angle_deg)",
     "nb01_rotate_about": (
-        "from stnlib import geometry\n"
-        "return geometry.about_point(geometry.rotation_matrix(angle_deg), center_xy)"
+        "from stnlib import geometry\nreturn geometry.about_point(geometry.rotation_matrix(angle_deg), center_xy)"
     ),
     "nb01_invert_affine_by_hand": "return torch.linalg.inv(matrix)",
     "nb01_matrix_from_theta": "from stnlib import geometry\nreturn geometry.theta_to_matrix(theta)",
@@ -86,12 +88,12 @@ DELEGATES: dict[str, str] = {
     # 05: the models' own similarity transform
     "nb05_similarity_theta": "from stnlib import models\nreturn models.params_to_theta(params, 'similarity')",
     # 03: torch's grid_sample (and its autograd), stnlib.sampling
-    "nb03_nearest_one": _TO_NORM_TRUE + "return F.grid_sample(image[None, None], g, mode='nearest', align_corners=True)[0, 0, 0, 0]",
+    "nb03_nearest_one": _TO_NORM_TRUE
+    + "return F.grid_sample(image[None, None], g, mode='nearest', align_corners=True)[0, 0, 0, 0]",
     "nb03_bilinear_one": _TO_NORM_TRUE + "return F.grid_sample(image[None, None], g, align_corners=True)[0, 0, 0, 0]",
     "nb03_bilinear_sample": "return F.grid_sample(input, grid, align_corners=align_corners)",
     "nb03_pad_coords": (
-        "from stnlib import sampling\n"
-        "return sampling.apply_padding(coord_pix, size, padding_mode, align_corners)"
+        "from stnlib import sampling\nreturn sampling.apply_padding(coord_pix, size, padding_mode, align_corners)"
     ),
     "nb03_bilinear_grad_one": (
         "h, w = image.shape\n"
@@ -137,12 +139,15 @@ def with_body(source: str, body: str) -> str:
     match = re.search(r"^([ \t]*)### BEGIN SOLUTION.*?### END SOLUTION[ \t]*$", source, flags=re.M | re.S)
     assert match, "answer cell without solution markers"
     indent = match.group(1)
-    return source[: match.start()] + "\n".join(indent + line for line in body.splitlines()) + source[match.end():]
+    return source[: match.start()] + "\n".join(indent + line for line in body.splitlines()) + source[match.end() :]
 
 
 def answer_cells(nb) -> dict[str, nbformat.NotebookNode]:
-    return {c.metadata.nbgrader["grade_id"]: c for c in nb.cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+    return {
+        c.metadata.nbgrader["grade_id"]: c
+        for c in nb.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+    }
 
 
 def make_submission(name: str, release_nb: Path, source_nb: Path, exs: list[Exercise]):
@@ -193,8 +198,9 @@ STUDENTS = ["full", "blank", "partial", "adversarial", "delegate"]
 
 def nbgrader(course: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    out = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
-                         text=True, timeout=timeout)
+    out = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert out.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
 
@@ -237,8 +243,13 @@ def grade_assignment(root: Path, assignment: str) -> dict:
 def course(tmp_path_factory):
     """Grade every assignment (two at a time, each in its own course directory)."""
     base = tmp_path_factory.mktemp("courses")
-    results = {"roots": {a: base / a for a in ASSIGNMENTS}, "expected": {}, "timings": {}, "structure": {},
-               "scores": {}}
+    results = {
+        "roots": {a: base / a for a in ASSIGNMENTS},
+        "expected": {},
+        "timings": {},
+        "structure": {},
+        "scores": {},
+    }
     with ThreadPoolExecutor(max_workers=2) as pool:
         for done in pool.map(lambda a: grade_assignment(base / a, a), ASSIGNMENTS):
             for key in ("expected", "timings", "structure", "scores"):

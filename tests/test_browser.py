@@ -54,8 +54,7 @@ pytestmark = pytest.mark.slow
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                        "checkForUpdates": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/extensionmanager-extension/plugin.jupyterlab-settings": {"enabled": False},
 }
 
@@ -98,18 +97,27 @@ def jupyterlab(root: Path, deadline: Deadline):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
     env = dict(os.environ)
-    env.update({
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        "JUPYTERLAB_WORKSPACES_DIR": str(root / ".lab-workspaces"),
-        "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
-        "STN_FAST": "1",  # the notebook's fast mode, as in CI
-        "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-    })
+    env.update(
+        {
+            "JUPYTERLAB_SETTINGS_DIR": str(settings),
+            "JUPYTERLAB_WORKSPACES_DIR": str(root / ".lab-workspaces"),
+            "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
+            "STN_FAST": "1",  # the notebook's fast mode, as in CI
+            "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        }
+    )
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        "--LabApp.news_url=", "--LabApp.extension_manager=readonly",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=",
+        "--LabApp.extension_manager=readonly",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
         cmd.append("--ServerApp.allow_root=True")
@@ -153,8 +161,10 @@ PROMPTS_JS = """() => Array.from(document.querySelectorAll('.jp-CodeCell .jp-Inp
 
 def kernel_idle(page, deadline: Deadline, cap_s: float = 120) -> None:
     """Wait until the status bar says the kernel is idle (it says "Initializing" before)."""
-    page.wait_for_function("() => (document.querySelector('#jp-main-statusbar') || {}).textContent"
-                           "?.includes('| Idle')", timeout=deadline.ms(cap_s))
+    page.wait_for_function(
+        "() => (document.querySelector('#jp-main-statusbar') || {}).textContent?.includes('| Idle')",
+        timeout=deadline.ms(cap_s),
+    )
 
 
 def run_all_cells(page, deadline: Deadline) -> None:
@@ -185,12 +195,14 @@ def test_theta_explorer_in_jupyterlab(tmp_path):
     errors: list[str] = []
 
     with jupyterlab(tmp_path, deadline) as (base, token), sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
-                                     timeout=deadline.ms(60))
+        browser = pw.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS, timeout=deadline.ms(60)
+        )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
-                    if msg.type == "error" else None)
+            page.on(
+                "console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None
+            )
             page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
             page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}", timeout=deadline.ms(90))
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=deadline.ms(90))
@@ -203,8 +215,9 @@ def test_theta_explorer_in_jupyterlab(tmp_path):
             explorer.scroll_into_view_if_needed(timeout=deadline.ms(10))
             picture = explorer.locator("img.stn-explorer-view")
             matrix = explorer.locator(".stn-explorer-matrix")
-            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture.element_handle(),
-                                   timeout=deadline.ms(30))
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=picture.element_handle(), timeout=deadline.ms(30)
+            )
             # The notebook's last cell sent the recovered theta to the explorer (raw mode); go back to
             # the parameter sliders and the identity.
             explorer.locator("button", has_text="parameters").click()
@@ -238,11 +251,15 @@ def test_theta_explorer_in_jupyterlab(tmp_path):
             assert readout not in ("0", "-0"), f"the rotation slider did not move (readout {readout!r})"
             # Dragging sends several values (continuous_update); wait for the kernel's answer to the last.
             expected = f"rotation {float(readout):+.1f}°"
-            page.wait_for_function("([el, text]) => el.innerText.includes(text)",
-                                   arg=[matrix.element_handle(), expected], timeout=deadline.ms(30))
+            page.wait_for_function(
+                "([el, text]) => el.innerText.includes(text)",
+                arg=[matrix.element_handle(), expected],
+                timeout=deadline.ms(30),
+            )
             assert picture.get_attribute("src") != src_before, "the picture was not replaced"
-            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture.element_handle(),
-                                   timeout=deadline.ms(30))
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=picture.element_handle(), timeout=deadline.ms(30)
+            )
             assert picture.screenshot(timeout=deadline.ms(10)) != pixels_before, "the picture did not change"
 
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,7 @@ PAIRS = [
     ("rotate_about", nb01.check_rotate_about_fixed_centre, nb01.grade_rotate_about_fixed_centre),
     ("rotate_about", nb01.check_rotate_about, nb01.grade_rotate_about),
     ("invert_affine_by_hand", nb01.check_invert_affine_by_hand, nb01.grade_invert_affine_by_hand),
-    ("invert_affine_by_hand", nb01.check_invert_affine_by_hand_round_trip,
-     nb01.grade_invert_affine_by_hand_round_trip),
+    ("invert_affine_by_hand", nb01.check_invert_affine_by_hand_round_trip, nb01.grade_invert_affine_by_hand_round_trip),
     ("matrix_from_theta", nb01.check_matrix_from_theta, nb01.grade_matrix_from_theta),
 ]
 IDS = [check.__name__ for _, check, _ in PAIRS]
@@ -98,7 +97,9 @@ def test_to_homogeneous_in_place_fails():
 
 # --------------------------------------------------------------------------- 2. from_homogeneous
 def test_from_homogeneous_dropping_w_fails():
-    _fails(nb01.check_from_homogeneous, lambda ph: ph[..., :2].clone(), r"\(4, -2, 2\).*expected 2 at index \(0,\), got 4")
+    _fails(
+        nb01.check_from_homogeneous, lambda ph: ph[..., :2].clone(), r"\(4, -2, 2\).*expected 2 at index \(0,\), got 4"
+    )
     _fails(nb01.grade_from_homogeneous, lambda ph: ph[..., :2].clone(), "expected")
 
 
@@ -140,8 +141,11 @@ def test_rotation_single_angle_only_fails():
 
 
 def test_rotation_dtype_lost_fails():
-    _fails(nb01.check_rotation_by_hand_batch, lambda a: _rotation(a).float(),
-           "expected dtype torch.float64, got torch.float32")
+    _fails(
+        nb01.check_rotation_by_hand_batch,
+        lambda a: _rotation(a).float(),
+        "expected dtype torch.float64, got torch.float32",
+    )
 
 
 # --------------------------------------------------------------------------- 4. rotate_about

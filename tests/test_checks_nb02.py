@@ -24,13 +24,16 @@ def ns():
 
 
 # --------------------------------------------------------------------------- the solutions pass
-@pytest.mark.parametrize("fn_name, checks", [
-    ("pixel_to_norm", ["pixel_to_norm"]),
-    ("norm_to_pixel", ["norm_to_pixel"]),
-    ("theta_shift_pixels", ["theta_shift_pixels"]),
-    ("base_grid", ["base_grid"]),
-    ("affine_grid_by_hand", ["affine_grid_by_hand", "affine_grid_by_hand_autograd"]),
-])
+@pytest.mark.parametrize(
+    "fn_name, checks",
+    [
+        ("pixel_to_norm", ["pixel_to_norm"]),
+        ("norm_to_pixel", ["norm_to_pixel"]),
+        ("theta_shift_pixels", ["theta_shift_pixels"]),
+        ("base_grid", ["base_grid"]),
+        ("affine_grid_by_hand", ["affine_grid_by_hand", "affine_grid_by_hand_autograd"]),
+    ],
+)
 def test_solution_passes(ns, fn_name, checks, capsys):
     for check in checks:
         getattr(nb02, f"check_{check}")(ns[fn_name])
@@ -39,8 +42,8 @@ def test_solution_passes(ns, fn_name, checks, capsys):
 
 
 def test_every_check_has_a_grader():
-    checks = {n[len("check_"):] for n in nb02.__all__ if n.startswith("check_")}
-    grades = {n[len("grade_"):] for n in nb02.__all__ if n.startswith("grade_")}
+    checks = {n[len("check_") :] for n in nb02.__all__ if n.startswith("check_")}
+    grades = {n[len("grade_") :] for n in nb02.__all__ if n.startswith("grade_")}
     assert checks == grades and len(checks) == 6
 
 
@@ -83,12 +86,15 @@ def p2n_width_for_both(xy_pix, *, size, align_corners):
     return torch.stack([x, y], -1)
 
 
-@pytest.mark.parametrize("wrong, match", [
-    (p2n_true_formula_always, "align_corners=True formula"),
-    (p2n_swapped_hw, "H and W are swapped"),
-    (p2n_yx_order, "x and y are swapped"),
-    (p2n_width_for_both, "both axes use the same side"),
-])
+@pytest.mark.parametrize(
+    "wrong, match",
+    [
+        (p2n_true_formula_always, "align_corners=True formula"),
+        (p2n_swapped_hw, "H and W are swapped"),
+        (p2n_yx_order, "x and y are swapped"),
+        (p2n_width_for_both, "both axes use the same side"),
+    ],
+)
 def test_pixel_to_norm_mistakes(wrong, match):
     with pytest.raises(CheckFailed, match=match):
         nb02.check_pixel_to_norm(wrong)
@@ -132,12 +138,15 @@ def n2p_height_for_both(xy_norm, *, size, align_corners):
     return n2p_swapped_hw(xy_norm, size=(size[0], size[0]), align_corners=align_corners)
 
 
-@pytest.mark.parametrize("wrong, match", [
-    (n2p_height_for_both, "both axes use the same side"),
-    (n2p_half_pixel, "subtract 1/2"),
-    (n2p_true_formula_always, "align_corners=True formula"),
-    (n2p_swapped_hw, "H and W are swapped"),
-])
+@pytest.mark.parametrize(
+    "wrong, match",
+    [
+        (n2p_height_for_both, "both axes use the same side"),
+        (n2p_half_pixel, "subtract 1/2"),
+        (n2p_true_formula_always, "align_corners=True formula"),
+        (n2p_swapped_hw, "H and W are swapped"),
+    ],
+)
 def test_norm_to_pixel_mistakes(wrong, match):
     with pytest.raises(CheckFailed, match=match):
         nb02.check_norm_to_pixel(wrong)
@@ -157,14 +166,20 @@ def _shift(dx, dy, size, align_corners, *, sign=-1.0, corners=None, swap=False, 
     return torch.tensor([[1.0, 0.0, sign * dx * sx], [0.0, 1.0, sign * dy * sy]])
 
 
-@pytest.mark.parametrize("wrong, match", [
-    (lambda dx, dy, *, size, align_corners: _shift(dx, dy, size, align_corners, sign=1.0), "moves the wrong way"),
-    (lambda dx, dy, *, size, align_corners: _shift(dx, dy, size, align_corners, corners=True),
-     "pixel size is that of align_corners=True"),
-    (lambda dx, dy, *, size, align_corners: _shift(dx, dy, size, align_corners, swap=True), "H and W are swapped"),
-    (lambda dx, dy, *, size, align_corners: _shift(dx, dy, size, align_corners, pixels=True), "not pixels"),
-    (lambda dx, dy, *, size, align_corners: _shift(dx, dy, size, align_corners).T, "last column"),
-], ids=["sign", "align_corners", "swap_hw", "pixels", "transposed"])
+@pytest.mark.parametrize(
+    "wrong, match",
+    [
+        (lambda dx, dy, *, size, align_corners: _shift(dx, dy, size, align_corners, sign=1.0), "moves the wrong way"),
+        (
+            lambda dx, dy, *, size, align_corners: _shift(dx, dy, size, align_corners, corners=True),
+            "pixel size is that of align_corners=True",
+        ),
+        (lambda dx, dy, *, size, align_corners: _shift(dx, dy, size, align_corners, swap=True), "H and W are swapped"),
+        (lambda dx, dy, *, size, align_corners: _shift(dx, dy, size, align_corners, pixels=True), "not pixels"),
+        (lambda dx, dy, *, size, align_corners: _shift(dx, dy, size, align_corners).T, "last column"),
+    ],
+    ids=["sign", "align_corners", "swap_hw", "pixels", "transposed"],
+)
 def test_theta_shift_pixels_mistakes(wrong, match):
     with pytest.raises(CheckFailed, match=match):
         nb02.check_theta_shift_pixels(wrong)
@@ -211,12 +226,15 @@ def base_via_affine_grid(height, width, *, align_corners):
     return torch.cat([grid, torch.ones(height, width, 1)], -1)
 
 
-@pytest.mark.parametrize("wrong, match", [
-    (base_linspace_always, "align_corners=True formula"),
-    (base_wrong_meshgrid, r"shape \(W, H, 3\)"),
-    (base_yx, "x and y are swapped"),
-    (base_no_ones, "homogeneous"),
-])
+@pytest.mark.parametrize(
+    "wrong, match",
+    [
+        (base_linspace_always, "align_corners=True formula"),
+        (base_wrong_meshgrid, r"shape \(W, H, 3\)"),
+        (base_yx, "x and y are swapped"),
+        (base_no_ones, "homogeneous"),
+    ],
+)
 def test_base_grid_mistakes(wrong, match):
     with pytest.raises(CheckFailed, match=match):
         nb02.check_base_grid(wrong)
@@ -245,14 +263,18 @@ def _grid(theta, size, align_corners, *, corners=None, base_dtype=None, transpos
     return (base @ torch.cat([linear, shift], -1).transpose(1, 2)).reshape(n, height, width, 2)
 
 
-@pytest.mark.parametrize("wrong, match", [
-    (lambda t, s, align_corners=False: _grid(t, s, align_corners, transpose_linear=True), "transposed"),
-    (lambda t, s, align_corners=False: _grid(t, s, align_corners, corners=True), "align_corners=True formula"),
-    (lambda t, s, align_corners=False: _grid(t, s, align_corners, corners=False), "align_corners=False formula"),
-    (lambda t, s, align_corners=False: _grid(t, s, align_corners, drop_shift=True), "translation is missing"),
-    (lambda t, s, align_corners=False: _grid(t, s, align_corners).flip(-1), "x and y are swapped"),
-    (lambda t, s, align_corners=False: _grid(t, s, align_corners).transpose(1, 2), r"shape \(N, W, H, 2\)"),
-], ids=["transposed", "true_formula", "false_formula", "no_shift", "yx", "swap_hw"])
+@pytest.mark.parametrize(
+    "wrong, match",
+    [
+        (lambda t, s, align_corners=False: _grid(t, s, align_corners, transpose_linear=True), "transposed"),
+        (lambda t, s, align_corners=False: _grid(t, s, align_corners, corners=True), "align_corners=True formula"),
+        (lambda t, s, align_corners=False: _grid(t, s, align_corners, corners=False), "align_corners=False formula"),
+        (lambda t, s, align_corners=False: _grid(t, s, align_corners, drop_shift=True), "translation is missing"),
+        (lambda t, s, align_corners=False: _grid(t, s, align_corners).flip(-1), "x and y are swapped"),
+        (lambda t, s, align_corners=False: _grid(t, s, align_corners).transpose(1, 2), r"shape \(N, W, H, 2\)"),
+    ],
+    ids=["transposed", "true_formula", "false_formula", "no_shift", "yx", "swap_hw"],
+)
 def test_affine_grid_by_hand_mistakes(wrong, match):
     with pytest.raises(CheckFailed, match=match):
         nb02.check_affine_grid_by_hand(wrong)
@@ -282,11 +304,15 @@ def test_affine_grid_by_hand_detached():
         nb02.grade_affine_grid_by_hand_autograd(detached)
 
 
-@pytest.mark.parametrize("delegate", [
-    lambda t, s, align_corners=False: F.affine_grid(t, s, align_corners=align_corners),
-    lambda t, s, align_corners=False: torch.affine_grid_generator(t, s, align_corners),
-    lambda t, s, align_corners=False: sampling.affine_grid(t, s, align_corners=align_corners),
-], ids=["F.affine_grid", "torch.affine_grid_generator", "stnlib.sampling.affine_grid"])
+@pytest.mark.parametrize(
+    "delegate",
+    [
+        lambda t, s, align_corners=False: F.affine_grid(t, s, align_corners=align_corners),
+        lambda t, s, align_corners=False: torch.affine_grid_generator(t, s, align_corners),
+        lambda t, s, align_corners=False: sampling.affine_grid(t, s, align_corners=align_corners),
+    ],
+    ids=["F.affine_grid", "torch.affine_grid_generator", "stnlib.sampling.affine_grid"],
+)
 def test_affine_grid_by_hand_delegation(delegate):
     with pytest.raises(RuntimeError, match="not available"):
         nb02.check_affine_grid_by_hand(delegate)

@@ -57,7 +57,7 @@ def test_every_check_has_a_grade():
     names = set(nb03.__all__)
     for name in names:
         if name.startswith("check_"):
-            assert "grade_" + name[len("check_"):] in names
+            assert "grade_" + name[len("check_") :] in names
 
 
 # --------------------------------------------------------------------------- exercise 1: nearest_one
@@ -85,12 +85,15 @@ def nearest_unchecked(image, x_pix, y_pix):
     return image[round(y_pix), round(x_pix)]  # no check at all: IndexError far out, wrap-around at -1
 
 
-@pytest.mark.parametrize("fn, match", [
-    (nearest_swapped, "Hint: x is the column"),
-    (nearest_floor, "Hint: round to the nearest pixel"),
-    (nearest_clamped, "Hint: a point whose nearest pixel lies outside the image reads 0"),
-    (nearest_unchecked, "nearest_one on the 3x4 image"),
-])
+@pytest.mark.parametrize(
+    "fn, match",
+    [
+        (nearest_swapped, "Hint: x is the column"),
+        (nearest_floor, "Hint: round to the nearest pixel"),
+        (nearest_clamped, "Hint: a point whose nearest pixel lies outside the image reads 0"),
+        (nearest_unchecked, "nearest_one on the 3x4 image"),
+    ],
+)
 def test_nearest_one_mistakes(fn, match):
     with pytest.raises(CheckFailed, match=match):
         nb03.check_nearest_one(fn)
@@ -115,8 +118,12 @@ def _bilinear(image, x_pix, y_pix, *, swap_weights=False, clamp=False, swap_xy=F
     if swap_weights:
         a, b = 1 - a, 1 - b
     value = torch.zeros((), dtype=image.dtype)
-    for col, row, w in ((x0, y0, (1 - a) * (1 - b)), (x0 + 1, y0, a * (1 - b)),
-                        (x0, y0 + 1, (1 - a) * b), (x0 + 1, y0 + 1, a * b)):
+    for col, row, w in (
+        (x0, y0, (1 - a) * (1 - b)),
+        (x0 + 1, y0, a * (1 - b)),
+        (x0, y0 + 1, (1 - a) * b),
+        (x0 + 1, y0 + 1, a * b),
+    ):
         if clamp:
             col, row = min(max(col, 0), width - 1), min(max(row, 0), height - 1)
         if 0 <= col < width and 0 <= row < height:
@@ -124,11 +131,14 @@ def _bilinear(image, x_pix, y_pix, *, swap_weights=False, clamp=False, swap_xy=F
     return value
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"swap_weights": True}, "weights swapped"),
-    ({"clamp": True}, "a neighbour outside the image counts as 0"),
-    ({"swap_xy": True}, "x is the column and y the row"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"swap_weights": True}, "weights swapped"),
+        ({"clamp": True}, "a neighbour outside the image counts as 0"),
+        ({"swap_xy": True}, "x is the column and y the row"),
+    ],
+)
 def test_bilinear_one_mistakes(kwargs, match):
     def fn(image, x_pix, y_pix):
         return _bilinear(image, x_pix, y_pix, **kwargs)
@@ -167,12 +177,15 @@ def _sample(input, grid, align_corners=False, *, formula=None, clamp=False, swap
     return out.reshape(n, c, h_out, w_out)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"formula": True}, "Hint: this is the result for align_corners=True"),
-    ({"formula": False}, "Hint: this is the result for align_corners=False"),
-    ({"clamp": True}, "Hint: corners outside the image must count as 0"),
-    ({"swap_xy": True}, r"Hint: grid\[\.\.\., 0\] is x"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"formula": True}, "Hint: this is the result for align_corners=True"),
+        ({"formula": False}, "Hint: this is the result for align_corners=False"),
+        ({"clamp": True}, "Hint: corners outside the image must count as 0"),
+        ({"swap_xy": True}, r"Hint: grid\[\.\.\., 0\] is x"),
+    ],
+)
 def test_bilinear_sample_mistakes(kwargs, match):
     def fn(input, grid, align_corners=False):
         return _sample(input, grid, align_corners, **kwargs)
@@ -235,14 +248,17 @@ def _pad(coord, size, mode, align_corners, *, high_end=None, mirrors=None, clamp
 REFLECTION_HINT = "Hint: this is the reflection for align_corners"
 
 
-@pytest.mark.parametrize("mode, kwargs, match", [
-    ("border", {"high_end": lambda size: size}, "Hint: the last pixel is size - 1"),
-    ("border", {"clamp": False}, "pad_coords on"),
-    ("reflection", {"mirrors": True}, f"(?s)align_corners=False: .*{REFLECTION_HINT}=True"),
-    ("reflection", {"mirrors": False}, f"(?s)align_corners=True: .*{REFLECTION_HINT}=False"),
-    ("reflection", {"clamp": False}, "Hint: the result must lie in"),
-    ("reflection", {"once": True}, "pad_coords on"),
-])
+@pytest.mark.parametrize(
+    "mode, kwargs, match",
+    [
+        ("border", {"high_end": lambda size: size}, "Hint: the last pixel is size - 1"),
+        ("border", {"clamp": False}, "pad_coords on"),
+        ("reflection", {"mirrors": True}, f"(?s)align_corners=False: .*{REFLECTION_HINT}=True"),
+        ("reflection", {"mirrors": False}, f"(?s)align_corners=True: .*{REFLECTION_HINT}=False"),
+        ("reflection", {"clamp": False}, "Hint: the result must lie in"),
+        ("reflection", {"once": True}, "pad_coords on"),
+    ],
+)
 def test_pad_coords_mistakes(mode, kwargs, match):
     def fn(coord_pix, size, padding_mode, align_corners):
         return _pad(coord_pix, size, padding_mode, align_corners, **kwargs)
@@ -306,23 +322,48 @@ def _pixels(v):
 
 
 DELEGATES = [
-    (nb03.check_nearest_one, (),
-     lambda im, x, y: F.grid_sample(im[None, None], _grid_one(im, x, y), mode="nearest",
-                                    align_corners=True)[0, 0, 0, 0]),
-    (nb03.check_nearest_one, (),
-     lambda im, x, y: sampling.nearest_sample_pixels(im[None, None], _pixels(x), _pixels(y)).reshape(())),
-    (nb03.check_bilinear_one, (),
-     lambda im, x, y: F.grid_sample(im[None, None], _grid_one(im, x, y), align_corners=True)[0, 0, 0, 0]),
-    (nb03.check_bilinear_one, (),
-     lambda im, x, y: sampling.bilinear_sample_pixels(im[None, None], _pixels(x), _pixels(y)).reshape(())),
-    (nb03.check_bilinear_sample, (),
-     lambda i, g, align_corners=False: F.grid_sample(i, g, align_corners=align_corners)),
-    (nb03.check_bilinear_sample, (),
-     lambda i, g, align_corners=False: aliased_grid_sample(i, g, align_corners=align_corners)),
-    (nb03.check_bilinear_sample, (),
-     lambda i, g, align_corners=False: sampling.grid_sample(i, g, align_corners=align_corners)),
-    (nb03.check_bilinear_sample_gradients, (),
-     lambda i, g, align_corners=False: F.grid_sample(i, g, align_corners=align_corners)),
+    (
+        nb03.check_nearest_one,
+        (),
+        lambda im, x, y: F.grid_sample(im[None, None], _grid_one(im, x, y), mode="nearest", align_corners=True)[
+            0, 0, 0, 0
+        ],
+    ),
+    (
+        nb03.check_nearest_one,
+        (),
+        lambda im, x, y: sampling.nearest_sample_pixels(im[None, None], _pixels(x), _pixels(y)).reshape(()),
+    ),
+    (
+        nb03.check_bilinear_one,
+        (),
+        lambda im, x, y: F.grid_sample(im[None, None], _grid_one(im, x, y), align_corners=True)[0, 0, 0, 0],
+    ),
+    (
+        nb03.check_bilinear_one,
+        (),
+        lambda im, x, y: sampling.bilinear_sample_pixels(im[None, None], _pixels(x), _pixels(y)).reshape(()),
+    ),
+    (
+        nb03.check_bilinear_sample,
+        (),
+        lambda i, g, align_corners=False: F.grid_sample(i, g, align_corners=align_corners),
+    ),
+    (
+        nb03.check_bilinear_sample,
+        (),
+        lambda i, g, align_corners=False: aliased_grid_sample(i, g, align_corners=align_corners),
+    ),
+    (
+        nb03.check_bilinear_sample,
+        (),
+        lambda i, g, align_corners=False: sampling.grid_sample(i, g, align_corners=align_corners),
+    ),
+    (
+        nb03.check_bilinear_sample_gradients,
+        (),
+        lambda i, g, align_corners=False: F.grid_sample(i, g, align_corners=align_corners),
+    ),
     (nb03.check_pad_coords, ("border",), sampling.apply_padding),
     (nb03.check_pad_coords, ("reflection",), sampling.apply_padding),
     (nb03.check_bilinear_grad_one, (), _grad_via_torch),

@@ -65,8 +65,11 @@ ZOOM_MISTAKES = {
 
 @pytest.mark.parametrize("theta", ZOOM_MISTAKES.values(), ids=ZOOM_MISTAKES.keys())
 def test_zoom_mistakes(theta):
-    with pytest.raises(CheckFailed, match=r"theta_zoom_centre\(\) on a 8x12 index image.*output pixel \(row 0, col 0\)"
-                                          r" shows .* but should show input pixel \(row 2, col 3\)"):
+    with pytest.raises(
+        CheckFailed,
+        match=r"theta_zoom_centre\(\) on a 8x12 index image.*output pixel \(row 0, col 0\)"
+        r" shows .* but should show input pixel \(row 2, col 3\)",
+    ):
         nb04.check_theta_zoom_centre(const(theta))
 
 
@@ -130,8 +133,12 @@ def test_crop_mistake_no_value_error():
 def test_hidden_tests_catch_what_the_visible_check_misses():
     # Right on the visible quadrants (top-right, bottom-left) only: swaps left/right for the others.
     def only_visible(quadrant):
-        table = {"top-right": (0.5, -0.5), "bottom-left": (-0.5, 0.5), "top-left": (0.5, -0.5),
-                 "bottom-right": (-0.5, 0.5)}
+        table = {
+            "top-right": (0.5, -0.5),
+            "bottom-left": (-0.5, 0.5),
+            "top-left": (0.5, -0.5),
+            "bottom-right": (-0.5, 0.5),
+        }
         if quadrant not in table:
             raise ValueError(quadrant)
         tx, ty = table[quadrant]
@@ -143,13 +150,19 @@ def test_hidden_tests_catch_what_the_visible_check_misses():
 
 
 # --------------------------------------------------------------------------- shape, type and delegation
-@pytest.mark.parametrize("bad, match", [
-    (lambda: [[0.5, 0, 0], [0, 0.5, 0]], "expected a torch.Tensor of shape \\(2, 3\\), got list"),
-    (lambda: torch.tensor([[[0.5, 0, 0], [0, 0.5, 0]]]), r"expected a theta of shape \(2, 3\), got shape \(1, 2, 3\)"),
-    (lambda: torch.eye(3), "got shape \\(3, 3\\)"),
-    (lambda: torch.tensor([[1, 0, 0], [0, 1, 0]]), "floating-point"),
-    (lambda: torch.full((2, 3), float("nan")), "inf or nan"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda: [[0.5, 0, 0], [0, 0.5, 0]], "expected a torch.Tensor of shape \\(2, 3\\), got list"),
+        (
+            lambda: torch.tensor([[[0.5, 0, 0], [0, 0.5, 0]]]),
+            r"expected a theta of shape \(2, 3\), got shape \(1, 2, 3\)",
+        ),
+        (lambda: torch.eye(3), "got shape \\(3, 3\\)"),
+        (lambda: torch.tensor([[1, 0, 0], [0, 1, 0]]), "floating-point"),
+        (lambda: torch.full((2, 3), float("nan")), "inf or nan"),
+    ],
+)
 def test_bad_return_values(bad, match):
     with pytest.raises(CheckFailed, match=match):
         nb04.check_theta_zoom_centre(bad)

@@ -66,7 +66,7 @@ def test_every_check_has_a_grade():
     names = set(nb05.__all__)
     for name in names:
         if name.startswith("check_"):
-            assert "grade_" + name[len("check_"):] in names
+            assert "grade_" + name[len("check_") :] in names
 
 
 def test_answer_cells_need_only_torch_f_math(ns):
@@ -117,14 +117,17 @@ def loc_float(in_size, *, kernels=(7, 5), pool=2, out_channels=10):
     return float(_walk(in_size, kernels, pool, out_channels))
 
 
-@pytest.mark.parametrize("fn, match", [
-    (loc_true_division, "rounds each side down"),
-    (loc_no_shrink, "shrinks each side by kernel - 1"),
-    (loc_ceil, "rounds down \\(floor\\), not up"),
-    (loc_no_value_error, "expected ValueError, but it returned 0"),
-    (loc_hard_coded, "in_size=\\(42, 42\\).*expected 490 features, got 90"),
-    (loc_float, "return a Python int"),
-])
+@pytest.mark.parametrize(
+    "fn, match",
+    [
+        (loc_true_division, "rounds each side down"),
+        (loc_no_shrink, "shrinks each side by kernel - 1"),
+        (loc_ceil, "rounds down \\(floor\\), not up"),
+        (loc_no_value_error, "expected ValueError, but it returned 0"),
+        (loc_hard_coded, "in_size=\\(42, 42\\).*expected 490 features, got 90"),
+        (loc_float, "return a Python int"),
+    ],
+)
 def test_loc_features_mistakes(fn, match):
     with pytest.raises(CheckFailed, match=match):
         nb05.check_loc_features(fn)
@@ -192,13 +195,16 @@ def init_returns_copy(layer):
     return new
 
 
-@pytest.mark.parametrize("fn, match", [
-    (init_transposed_bias, "row by row"),
-    (init_bias_only, "the weight"),
-    (init_new_parameters, "replaced by new Parameters"),
-    (init_frozen, "trainable"),
-    (init_returns_copy, "return the same layer"),
-])
+@pytest.mark.parametrize(
+    "fn, match",
+    [
+        (init_transposed_bias, "row by row"),
+        (init_bias_only, "the weight"),
+        (init_new_parameters, "replaced by new Parameters"),
+        (init_frozen, "trainable"),
+        (init_returns_copy, "return the same layer"),
+    ],
+)
 def test_init_identity_mistakes(fn, match):
     with pytest.raises(CheckFailed, match=match):
         nb05.check_init_identity(fn)
@@ -268,14 +274,17 @@ def forward_theta_only(x, localization, fc_loc, *, affine_grid_fn, grid_sample_f
     return grid_sample_fn(x, affine_grid_fn(theta, x.shape))
 
 
-@pytest.mark.parametrize("fn, match", [
-    (forward_transposed, "row by row: .view\\(-1, 2, 3\\), not a transpose"),
-    (forward_ignores_loc_input, "theta must come from loc_input"),
-    (forward_warps_loc_input, "the sampler must warp x itself, but it got loc_input"),
-    (forward_swapped_size, "must get size=x.shape=\\(2, 1, 9, 12\\)"),
-    (forward_swapped_arguments, "must get a grid \\(N, H, W, 2\\) second"),
-    (forward_theta_only, "return a pair \\(warped, theta\\)"),
-])
+@pytest.mark.parametrize(
+    "fn, match",
+    [
+        (forward_transposed, "row by row: .view\\(-1, 2, 3\\), not a transpose"),
+        (forward_ignores_loc_input, "theta must come from loc_input"),
+        (forward_warps_loc_input, "the sampler must warp x itself, but it got loc_input"),
+        (forward_swapped_size, "must get size=x.shape=\\(2, 1, 9, 12\\)"),
+        (forward_swapped_arguments, "must get a grid \\(N, H, W, 2\\) second"),
+        (forward_theta_only, "return a pair \\(warped, theta\\)"),
+    ],
+)
 def test_stn_forward_mistakes(fn, match):
     with pytest.raises(CheckFailed, match=match):
         nb05.check_stn_forward(fn)
@@ -365,13 +374,16 @@ def params_first_column(theta):
     return torch.stack([angle, torch.sqrt(a00 * a11 - a01 * a10), theta[:, 0, 2], theta[:, 1, 2]], -1)
 
 
-@pytest.mark.parametrize("fn, match", [
-    (params_atan, "torch.atan2\\(y, x\\), not atan"),
-    (params_radians, "in degrees"),
-    (params_sign, "wrong sign"),
-    (params_no_sqrt, "square root"),
-    (params_wrong_column, "at index \\(\\d, 3\\)"),
-])
+@pytest.mark.parametrize(
+    "fn, match",
+    [
+        (params_atan, "torch.atan2\\(y, x\\), not atan"),
+        (params_radians, "in degrees"),
+        (params_sign, "wrong sign"),
+        (params_no_sqrt, "square root"),
+        (params_wrong_column, "at index \\(\\d, 3\\)"),
+    ],
+)
 def test_theta_to_params_mistakes(fn, match):
     with pytest.raises(CheckFailed, match=match):
         nb05.check_theta_to_params(fn)
@@ -404,7 +416,10 @@ def test_polar_oracle_agrees_with_the_closed_form():
 
 # --------------------------------------------------------------------------- exercise 5: similarity_theta
 def _similarity(angle, s, tx, ty, *, top=None, bottom=None):
-    rows = [top or [s * torch.cos(angle), -s * torch.sin(angle), tx], bottom or [s * torch.sin(angle), s * torch.cos(angle), ty]]
+    rows = [
+        top or [s * torch.cos(angle), -s * torch.sin(angle), tx],
+        bottom or [s * torch.sin(angle), s * torch.cos(angle), ty],
+    ]
     return torch.stack([torch.stack(row, 1) for row in rows], 1)
 
 
@@ -429,9 +444,16 @@ def similarity_column_major(params):
 
 
 def similarity_no_graph(params):
-    return torch.tensor([[[float(p[1] * math.cos(p[0])), float(-p[1] * math.sin(p[0])), float(p[2])],
-                          [float(p[1] * math.sin(p[0])), float(p[1] * math.cos(p[0])), float(p[3])]] for p in params.detach()],
-                        dtype=params.dtype)
+    return torch.tensor(
+        [
+            [
+                [float(p[1] * math.cos(p[0])), float(-p[1] * math.sin(p[0])), float(p[2])],
+                [float(p[1] * math.sin(p[0])), float(p[1] * math.cos(p[0])), float(p[3])],
+            ]
+            for p in params.detach()
+        ],
+        dtype=params.dtype,
+    )
 
 
 def similarity_float32(params):
@@ -439,13 +461,16 @@ def similarity_float32(params):
     return _similarity(a, s, tx, ty)
 
 
-@pytest.mark.parametrize("fn, match", [
-    (similarity_degrees, "already in radians"),
-    (similarity_transposed, "minus sign sits on the top row"),
-    (similarity_scaled_shift, "shift is not scaled"),
-    (similarity_column_major, "row by row"),
-    (similarity_no_graph, "requires_grad is False"),
-])
+@pytest.mark.parametrize(
+    "fn, match",
+    [
+        (similarity_degrees, "already in radians"),
+        (similarity_transposed, "minus sign sits on the top row"),
+        (similarity_scaled_shift, "shift is not scaled"),
+        (similarity_column_major, "row by row"),
+        (similarity_no_graph, "requires_grad is False"),
+    ],
+)
 def test_similarity_theta_mistakes(fn, match):
     with pytest.raises(CheckFailed, match=match):
         nb05.check_similarity_theta(fn)

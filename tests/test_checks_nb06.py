@@ -69,24 +69,37 @@ def _wrong(logits, labels):
 
 
 PER_CLASS_MISTAKES = {
-    "overall error, repeated": (
-        lambda lo, la, k: _wrong(lo, la).mean().expand(k).clone(), r"expected .* got"),
+    "overall error, repeated": (lambda lo, la, k: _wrong(lo, la).mean().expand(k).clone(), r"expected .* got"),
     "counted by predicted class": (
-        lambda lo, la, k: torch.bincount(lo.argmax(1), weights=_wrong(lo, la), minlength=k).to(lo.dtype)
-        / torch.bincount(la, minlength=k).to(lo.dtype), r"expected .* got"),
+        lambda lo, la, k: (
+            torch.bincount(lo.argmax(1), weights=_wrong(lo, la), minlength=k).to(lo.dtype)
+            / torch.bincount(la, minlength=k).to(lo.dtype)
+        ),
+        r"expected .* got",
+    ),
     "accuracy instead of error": (
-        lambda lo, la, k: 1 - torch.bincount(la, weights=_wrong(lo, la), minlength=k).to(lo.dtype)
-        / torch.bincount(la, minlength=k).to(lo.dtype), r"expected .* got"),
+        lambda lo, la, k: (
+            1
+            - torch.bincount(la, weights=_wrong(lo, la), minlength=k).to(lo.dtype)
+            / torch.bincount(la, minlength=k).to(lo.dtype)
+        ),
+        r"expected .* got",
+    ),
     "divided by all samples": (
         lambda lo, la, k: torch.bincount(la, weights=_wrong(lo, la), minlength=k).to(lo.dtype) / len(la),
-        r"expected .* got"),
+        r"expected .* got",
+    ),
     "0 for an absent class": (
-        lambda lo, la, k: torch.nan_to_num(torch.bincount(la, weights=_wrong(lo, la), minlength=k).to(lo.dtype)
-                                           / torch.bincount(la, minlength=k).to(lo.dtype)),
-        r"classes \[3\] have no sample.*should be nan"),
+        lambda lo, la, k: torch.nan_to_num(
+            torch.bincount(la, weights=_wrong(lo, la), minlength=k).to(lo.dtype)
+            / torch.bincount(la, minlength=k).to(lo.dtype)
+        ),
+        r"classes \[3\] have no sample.*should be nan",
+    ),
     "one value too few (minlength forgotten)": (
         lambda lo, la, k: torch.bincount(la, weights=_wrong(lo, la)).to(lo.dtype) / torch.bincount(la).to(lo.dtype),
-        r"expected shape \(4,\)"),
+        r"expected shape \(4,\)",
+    ),
 }
 
 
@@ -111,15 +124,23 @@ def _atan2(y, x):
 
 
 ROTATION_MISTAKES = {
-    "radians": (lambda t: torch.atan2(t[:, 1, 0] - t[:, 0, 1], t[:, 0, 0] + t[:, 1, 1]),
-                r"expected 30 .*got 0.5236.*\n.*\n.*\n  Hint: return degrees, not radians"),
-    "atan of a ratio": (lambda t: torch.rad2deg(torch.atan((t[:, 1, 0] - t[:, 0, 1]) / (t[:, 0, 0] + t[:, 1, 1]))),
-                        r"angles \(30, -60, 120(.|\n)*Hint: torch.atan of a ratio only covers \(-90, 90\)"),
-    "transposed (sign flipped)": (lambda t: _atan2(t[:, 0, 1] - t[:, 1, 0], t[:, 0, 0] + t[:, 1, 1]),
-                                  r"theta = R\(30 deg\)(.|\n)*Hint: the sign is flipped"),
+    "radians": (
+        lambda t: torch.atan2(t[:, 1, 0] - t[:, 0, 1], t[:, 0, 0] + t[:, 1, 1]),
+        r"expected 30 .*got 0.5236.*\n.*\n.*\n  Hint: return degrees, not radians",
+    ),
+    "atan of a ratio": (
+        lambda t: torch.rad2deg(torch.atan((t[:, 1, 0] - t[:, 0, 1]) / (t[:, 0, 0] + t[:, 1, 1]))),
+        r"angles \(30, -60, 120(.|\n)*Hint: torch.atan of a ratio only covers \(-90, 90\)",
+    ),
+    "transposed (sign flipped)": (
+        lambda t: _atan2(t[:, 0, 1] - t[:, 1, 0], t[:, 0, 0] + t[:, 1, 1]),
+        r"theta = R\(30 deg\)(.|\n)*Hint: the sign is flipped",
+    ),
     "swapped x and y": (lambda t: _atan2(t[:, 0, 0] + t[:, 1, 1], t[:, 1, 0] - t[:, 0, 1]), r"theta = R\(30 deg\)"),
-    "unbatched (one angle)": (lambda t: _atan2(t[0, 1, 0] - t[0, 0, 1], t[0, 0, 0] + t[0, 1, 1]),
-                              r"expected shape \(1,\), got \(\)"),
+    "unbatched (one angle)": (
+        lambda t: _atan2(t[0, 1, 0] - t[0, 0, 1], t[0, 0, 0] + t[0, 1, 1]),
+        r"expected shape \(1,\), got \(\)",
+    ),
 }
 
 
@@ -132,6 +153,7 @@ def test_rotation_mistakes(mistake):
 
 def test_rotation_first_column_only_fails_on_shear():
     """atan2(a10, a00) (decompose_theta's angle) is right for s R(phi) but not the closest rotation."""
+
     def first_column(t):
         return _atan2(t[:, 1, 0], t[:, 0, 0])
 
@@ -163,10 +185,12 @@ RESIDUAL_MISTAKES = {
     "wrong order (theta_true first)": lambda tl, tt: nb06.residual_transform_reference.__wrapped__(tt, tl),
     "translations added": lambda tl, tt: torch.cat([_split(tt)[0] @ _split(tl)[0], _split(tl)[1] + _split(tt)[1]], 2),
     "inner translation forgotten": lambda tl, tt: torch.cat([_split(tt)[0] @ _split(tl)[0], _split(tt)[1]], 2),
-    "elementwise product": lambda tl, tt: torch.cat([_split(tt)[0] * _split(tl)[0],
-                                                     _split(tt)[0] @ _split(tl)[1] + _split(tt)[1]], 2),
+    "elementwise product": lambda tl, tt: torch.cat(
+        [_split(tt)[0] * _split(tl)[0], _split(tt)[0] @ _split(tl)[1] + _split(tt)[1]], 2
+    ),
     "inverse of theta_learned": lambda tl, tt: nb06.residual_transform_reference.__wrapped__(
-        geometry.invert_affine.__wrapped__(tl), tt),
+        geometry.invert_affine.__wrapped__(tl), tt
+    ),
 }
 
 
@@ -210,6 +234,7 @@ def test_angle_difference_mistakes(mistake):
 
 def test_angle_difference_via_atan2_passes():
     """The sin/cos route (range (-180, 180]) is accepted: the checks stay away from the seam."""
+
     def via_atan2(a, b):
         rad = torch.deg2rad(a - b)
         return torch.rad2deg(torch.atan2(torch.sin(rad), torch.cos(rad)))

@@ -188,8 +188,8 @@ class TestGroundTruth:
         control = tps_control_points(4, dtype=torch.float64)
         batch = tps_grid(offsets, control, (5, 1, 6, 7), align_corners=False)
         for i in range(5):
-            one = tps_grid(offsets[i:i + 1], control, (1, 1, 6, 7), align_corners=False)
-            torch.testing.assert_close(batch[i:i + 1], one, atol=1e-12, rtol=0)
+            one = tps_grid(offsets[i : i + 1], control, (1, 1, 6, 7), align_corners=False)
+            torch.testing.assert_close(batch[i : i + 1], one, atol=1e-12, rtol=0)
         # and the control points read exactly where they were sent
         grid = tps_grid(offsets, control, (5, 1, 4, 4), align_corners=True)
         torch.testing.assert_close(grid.reshape(5, 16, 2), control + offsets, atol=1e-10, rtol=0)

@@ -68,14 +68,30 @@ class TestAlgebra:
     @pytest.mark.parametrize(
         "call, error, message",
         [
-            (lambda: G.compose(torch.eye(3), torch.eye(2, 3)), ValueError, r"matrices\[1\] must have shape \(\.\.\., 3, 3\); got \(2, 3\)"),
+            (
+                lambda: G.compose(torch.eye(3), torch.eye(2, 3)),
+                ValueError,
+                r"matrices\[1\] must have shape \(\.\.\., 3, 3\); got \(2, 3\)",
+            ),
             (lambda: G.compose(), ValueError, "compose needs at least one matrix"),
             (lambda: G.matrix_to_theta(torch.ones(3, 3)), ValueError, "last row"),
-            (lambda: G.theta_to_matrix(torch.zeros(3, 3)), ValueError, r"theta must have shape \(\.\.\., 2, 3\); got \(3, 3\)"),
+            (
+                lambda: G.theta_to_matrix(torch.zeros(3, 3)),
+                ValueError,
+                r"theta must have shape \(\.\.\., 2, 3\); got \(3, 3\)",
+            ),
             (lambda: G.invert_affine(torch.eye(3).long()), ValueError, "matrix must have a floating-point dtype"),
-            (lambda: G.pixel_to_normalised(torch.zeros(4, 3), size=(2, 2), align_corners=True), ValueError, r"xy_pix must have shape \(\.\.\., 2\)"),
+            (
+                lambda: G.pixel_to_normalised(torch.zeros(4, 3), size=(2, 2), align_corners=True),
+                ValueError,
+                r"xy_pix must have shape \(\.\.\., 2\)",
+            ),
             (lambda: G.normalisation_matrix(size=(0, 4), align_corners=False), ValueError, "size must be"),
-            (lambda: G.pixel_to_normalised([1.0, 2.0], size=(2, 2), align_corners=True), TypeError, "xy_pix must be a torch.Tensor"),
+            (
+                lambda: G.pixel_to_normalised([1.0, 2.0], size=(2, 2), align_corners=True),
+                TypeError,
+                "xy_pix must be a torch.Tensor",
+            ),
         ],
     )
     def test_exception(self, call, error, message):
@@ -96,10 +112,12 @@ class TestNormalisedCoordinates:
         grid = F.affine_grid(torch.eye(2, 3)[None], (1, 1, height, width), align_corners=align_corners)[0]
         rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
         xy_pix = torch.stack([cols, rows], dim=-1).float()
-        torch.testing.assert_close(G.pixel_to_normalised(xy_pix, size=size, align_corners=align_corners), grid,
-                                   atol=1e-6, rtol=0)
-        torch.testing.assert_close(G.normalised_to_pixel(grid, size=size, align_corners=align_corners), xy_pix,
-                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            G.pixel_to_normalised(xy_pix, size=size, align_corners=align_corners), grid, atol=1e-6, rtol=0
+        )
+        torch.testing.assert_close(
+            G.normalised_to_pixel(grid, size=size, align_corners=align_corners), xy_pix, atol=1e-5, rtol=0
+        )
 
     def test_edges_and_centres_by_hand(self):
         # W = 4: align_corners=False puts -1/+1 on the outer edges x = -0.5 and x = 3.5.
@@ -141,7 +159,9 @@ class TestPixelTransforms:
         back = G.pixel_transform_from_theta(theta, src_size=size, align_corners=True)
         torch.testing.assert_close(back, turn, atol=1e-5, rtol=0)
         # Naive normalised rotation would not be a pure rotation in pixels:
-        naive = G.pixel_transform_from_theta(G.matrix_to_theta(G.rotation_matrix(90.0)), src_size=size, align_corners=True)
+        naive = G.pixel_transform_from_theta(
+            G.matrix_to_theta(G.rotation_matrix(90.0)), src_size=size, align_corners=True
+        )
         assert not torch.allclose(naive, turn, atol=1e-3)
 
     def test_different_output_size(self):

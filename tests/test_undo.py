@@ -19,7 +19,7 @@ class _Fixed(torch.nn.Module):
         self.seen = 0
 
     def theta(self, x):
-        out = self.thetas[self.seen:self.seen + len(x)]
+        out = self.thetas[self.seen : self.seen + len(x)]
         self.seen += len(x)
         return out
 
@@ -148,7 +148,9 @@ def test_reference_helpers_are_blocked_while_grading():
     try:
         with pytest.raises(RuntimeError, match="not available here"):
             undo.rotation_from_theta(torch.eye(2, 3)[None])
-        stats = undo.undo_stats_from_theta(torch.eye(2, 3).expand(3, 2, 3).clone(), _rotation(torch.tensor([1.0, 2, 3])))
+        stats = undo.undo_stats_from_theta(
+            torch.eye(2, 3).expand(3, 2, 3).clone(), _rotation(torch.tensor([1.0, 2, 3]))
+        )
         assert stats["rotation_slope"] == pytest.approx(0, abs=1e-9)
     finally:
         blocking.set_blocked(previous)

@@ -53,8 +53,13 @@ def torch_view(image: torch.Tensor, theta: torch.Tensor, *, align_corners: bool,
     height, width = image.shape
     theta = theta.to(torch.float64).reshape(1, 2, 3)
     grid = F.affine_grid(theta, (1, 1, height, width), align_corners=align_corners)
-    out = F.grid_sample(image.to(torch.float64)[None, None], grid, mode="bilinear", padding_mode=padding_mode,
-                        align_corners=align_corners)[0, 0]
+    out = F.grid_sample(
+        image.to(torch.float64)[None, None],
+        grid,
+        mode="bilinear",
+        padding_mode=padding_mode,
+        align_corners=align_corners,
+    )[0, 0]
     if align_corners:
         x = (grid[0, ..., 0] + 1) / 2 * (width - 1)
         y = (grid[0, ..., 1] + 1) / 2 * (height - 1)
@@ -79,8 +84,9 @@ def wide_image() -> torch.Tensor:
 
 @pytest.fixture
 def explorer():
-    ex = ThetaExplorer({"letter F": images.letter_f((28, 28)), "wide": wide_image(),
-                        "checkerboard": images.checkerboard((28, 28))})
+    ex = ThetaExplorer(
+        {"letter F": images.letter_f((28, 28)), "wide": wide_image(), "checkerboard": images.checkerboard((28, 28))}
+    )
     yield ex
     ex.close()
 
@@ -89,8 +95,9 @@ def assert_explorer_matches_torch(ex: ThetaExplorer, expected_theta: torch.Tenso
     """theta, the grid (computed and drawn) and the output are what torch says for expected_theta."""
     c = ex.controls
     assert_close(ex.theta, expected_theta)
-    grid_pix, out = torch_view(ex.image, expected_theta, align_corners=c["align_corners"].value,
-                               padding_mode=c["padding_mode"].value)
+    grid_pix, out = torch_view(
+        ex.image, expected_theta, align_corners=c["align_corners"].value, padding_mode=c["padding_mode"].value
+    )
     assert_close(ex.grid_pix, grid_pix, atol=1e-4)
     assert_close(ex.output, out, atol=1e-4)
     drawn = ex.canvas.segments
@@ -112,13 +119,16 @@ class TestThetaFromControls:
     def test_identity(self):
         assert torch.equal(theta_from_controls(), torch.tensor([[1.0, 0, 0], [0, 1, 0]]))
 
-    @pytest.mark.parametrize("params", [
-        dict(rotation_deg=30.0),
-        dict(scale_x=2.0, scale_y=0.5),
-        dict(shear=0.4),
-        dict(tx=0.25, ty=-0.75),
-        dict(rotation_deg=-120.0, scale_x=1.5, scale_y=-0.8, shear=-0.3, tx=0.1, ty=0.6),
-    ])
+    @pytest.mark.parametrize(
+        "params",
+        [
+            dict(rotation_deg=30.0),
+            dict(scale_x=2.0, scale_y=0.5),
+            dict(shear=0.4),
+            dict(tx=0.25, ty=-0.75),
+            dict(rotation_deg=-120.0, scale_x=1.5, scale_y=-0.8, shear=-0.3, tx=0.1, ty=0.6),
+        ],
+    )
     def test_matches_closed_form(self, params):
         got = theta_from_controls(**params)
         assert got.shape == (2, 3) and got.dtype == torch.float32
@@ -187,8 +197,9 @@ class TestPaddedInput:
         else:
             xn, yn = (2 * xs + 1) / 14 - 1, (2 * ys + 1) / 10 - 1
         grid = torch.stack(torch.meshgrid(xn, yn, indexing="xy"), -1)[None]
-        want = F.grid_sample(image.double()[None, None], grid, mode="nearest", padding_mode=padding_mode,
-                             align_corners=align_corners)[0, 0]
+        want = F.grid_sample(
+            image.double()[None, None], grid, mode="nearest", padding_mode=padding_mode, align_corners=align_corners
+        )[0, 0]
         assert_close(got, want)
 
     def test_padding_values(self):
@@ -206,9 +217,17 @@ class TestExplorer:
         assert_explorer_matches_torch(explorer, torch.eye(2, 3, dtype=torch.float64))
         assert_close(explorer.output, explorer.image.double())
 
-    @pytest.mark.parametrize("name, value", [
-        ("rotation_deg", 35.0), ("scale_x", 1.5), ("scale_y", -0.7), ("shear", 0.45), ("tx", 0.4), ("ty", -0.65),
-    ])
+    @pytest.mark.parametrize(
+        "name, value",
+        [
+            ("rotation_deg", 35.0),
+            ("scale_x", 1.5),
+            ("scale_y", -0.7),
+            ("shear", 0.45),
+            ("tx", 0.4),
+            ("ty", -0.65),
+        ],
+    )
     def test_each_slider(self, explorer, name, value):
         explorer.controls[name].value = value
         assert_explorer_matches_torch(explorer, closed_form_theta(**{name: value}))

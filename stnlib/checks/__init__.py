@@ -24,4 +24,12 @@ from .common import (
     yours_or_reference,
 )
 
-__all__ = ["CheckFailed", "call_learner", "check_close", "check_raises", "passed", "reference_ops_blocked", "yours_or_reference"]
+__all__ = [
+    "CheckFailed",
+    "call_learner",
+    "check_close",
+    "check_raises",
+    "passed",
+    "reference_ops_blocked",
+    "yours_or_reference",
+]

@@ -35,8 +35,9 @@ def _fmt(t: torch.Tensor, limit: int = 6) -> str:
     return f"[{values}{more}]" if t.dim() else f"{t.item():.4g}"
 
 
-def check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float = 1e-5, rtol: float = 0.0,
-                mistakes=()) -> None:
+def check_close(
+    got, expected: torch.Tensor, *, fn: str, on: str, atol: float = 1e-5, rtol: float = 0.0, mistakes=()
+) -> None:
     """Compare a learner's result with the expected tensor; raise :class:`CheckFailed` if they differ.
 
     Checks, in order: that ``got`` is a tensor, its shape, that it is finite, then the values
@@ -59,8 +60,11 @@ def check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float = 
         _check_close(got, expected, fn=fn, on=on, atol=atol, rtol=rtol)
     except CheckFailed as err:
         for wrong, hint in mistakes:
-            if (isinstance(got, torch.Tensor) and got.shape == wrong.shape
-                    and torch.allclose(got.detach().double(), wrong.detach().double(), atol=atol, rtol=0.0)):
+            if (
+                isinstance(got, torch.Tensor)
+                and got.shape == wrong.shape
+                and torch.allclose(got.detach().double(), wrong.detach().double(), atol=atol, rtol=0.0)
+            ):
                 raise CheckFailed(f"{err}\n  Hint: {hint}") from None
         raise
 
@@ -94,8 +98,10 @@ def check_raises(call, exc_type, *, fn: str, on: str, match: str | None = None) 
         call()
     except exc_type as err:
         if match is not None and match not in str(err):
-            raise CheckFailed(f"{fn} on {on}: raised {exc_type.__name__} as it should, but the message "
-                              f"{str(err)!r} does not mention {match!r}") from None
+            raise CheckFailed(
+                f"{fn} on {on}: raised {exc_type.__name__} as it should, but the message "
+                f"{str(err)!r} does not mention {match!r}"
+            ) from None
         return
     except Exception as err:  # noqa: BLE001 - we want to report whatever came instead
         raise CheckFailed(f"{fn} on {on}: expected {exc_type.__name__}, got {type(err).__name__}: {err}") from None

@@ -106,8 +106,11 @@ def _affine(linear: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 def _sheared_matrix(dtype=torch.float32) -> torch.Tensor:
     """T(2, -1) @ R(30) @ Sh(0.5) @ S(2, 0.5): its linear part is not a rotation, so A^T != A^-1."""
     r = _rotation(torch.tensor(30.0, dtype=torch.float64))[:2, :2]
-    linear = r @ torch.tensor([[1.0, 0.5], [0.0, 1.0]], dtype=torch.float64) @ torch.diag(
-        torch.tensor([2.0, 0.5], dtype=torch.float64))
+    linear = (
+        r
+        @ torch.tensor([[1.0, 0.5], [0.0, 1.0]], dtype=torch.float64)
+        @ torch.diag(torch.tensor([2.0, 0.5], dtype=torch.float64))
+    )
     return _affine(linear, torch.tensor([2.0, -1.0], dtype=torch.float64)).to(dtype)
 
 
@@ -205,10 +208,14 @@ def check_from_homogeneous(fn) -> None:
     cases = [
         (torch.tensor([3.0, -2.0, 1.0]), "(x, y, w) = (3, -2, 1)"),
         (torch.tensor([4.0, -2.0, 2.0]), "(x, y, w) = (4, -2, 2), which is the point (2, -1)"),
-        (torch.tensor([[2.0, 4.0, 2.0], [3.0, -6.0, 3.0]]),
-         "2 points of shape (2, 3) with w = 2 and w = 3 (each point divides by its own w)"),
-        (torch.tensor([[[1.0, 2.0, 0.5]], [[-3.0, 6.0, -3.0]]], dtype=torch.float64),
-         "a batch of shape (2, 1, 3), float64, with w = 0.5 and w = -3"),
+        (
+            torch.tensor([[2.0, 4.0, 2.0], [3.0, -6.0, 3.0]]),
+            "2 points of shape (2, 3) with w = 2 and w = 3 (each point divides by its own w)",
+        ),
+        (
+            torch.tensor([[[1.0, 2.0, 0.5]], [[-3.0, 6.0, -3.0]]], dtype=torch.float64),
+            "a batch of shape (2, 1, 3), float64, with w = 0.5 and w = -3",
+        ),
     ]
     _compare_from_homogeneous(fn, cases)
     passed("from_homogeneous divides x and y by w, point by point, for single points and batches")
@@ -231,8 +238,7 @@ def grade_from_homogeneous(fn) -> None:
 # --------------------------------------------------------------------------- 3. rotation_by_hand
 def check_rotation_by_hand(fn) -> None:
     """Visible check of ``rotation_by_hand`` on single angles (Python floats) against cos/sin."""
-    for angle, note in [(30.0, ""), (90.0, " (the x axis turns onto the y axis, i.e. down on screen)"),
-                        (-45.0, "")]:
+    for angle, note in [(30.0, ""), (90.0, " (the x axis turns onto the y axis, i.e. down on screen)"), (-45.0, "")]:
         on = f"angle_deg={angle}{note}"
         expected = _rotation(torch.tensor(angle, dtype=torch.float64)).to(torch.float32)
         got = call_learner(fn, angle, name="rotation_by_hand", on=on)
@@ -261,15 +267,21 @@ def _compare_rotation_batch(fn, angles: torch.Tensor, on: str) -> None:
     check_close(got, expected, fn="rotation_by_hand", on=on, atol=tol)
     g = got.detach().to(torch.float64)
     check_close(g.transpose(-1, -2) @ g, eye, fn="rotation_by_hand", on=f"{on}: R^T R should be the identity", atol=tol)
-    check_close(torch.linalg.det(g), torch.ones(expected.shape[:-2], dtype=torch.float64), fn="rotation_by_hand",
-                on=f"{on}: det(R) should be 1", atol=tol)
+    check_close(
+        torch.linalg.det(g),
+        torch.ones(expected.shape[:-2], dtype=torch.float64),
+        fn="rotation_by_hand",
+        on=f"{on}: det(R) should be 1",
+        atol=tol,
+    )
 
 
 def check_rotation_by_hand_batch(fn) -> None:
     """Visible check of ``rotation_by_hand`` on tensors of angles (B,): values, dtype, R^T R = I, det 1."""
     _compare_rotation_batch(fn, torch.tensor([0.0, 30.0, -90.0, 200.0]), "angle_deg=tensor([0, 30, -90, 200])")
-    _compare_rotation_batch(fn, torch.tensor([10.0, -135.0], dtype=torch.float64),
-                            "angle_deg=tensor([10, -135], dtype=float64)")
+    _compare_rotation_batch(
+        fn, torch.tensor([10.0, -135.0], dtype=torch.float64), "angle_deg=tensor([10, -135], dtype=float64)"
+    )
     passed("rotation_by_hand turns a tensor of B angles into (B, 3, 3) rotations (orthonormal, det 1), dtype kept")
 
 
@@ -297,25 +309,40 @@ def _compare_fixed_centre(fn, angle: float, center: tuple, offsets: torch.Tensor
     got = call_learner(fn, angle, center, name="rotate_about", on=on)
     check_close(got, torch.zeros(3, 3), fn="rotate_about", on=f"{on} (its shape)", atol=float("inf"))
     g = got.detach().to(torch.float64)
-    check_close(g[2], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), fn="rotate_about",
-                on=f"{on}: the last row of an affine matrix", atol=1e-6)
-    check_close(_apply(g, c[None]), c[None], fn="rotate_about",
-                on=f"{on}: the centre {center} must not move", atol=1e-4)
+    check_close(
+        g[2],
+        torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64),
+        fn="rotate_about",
+        on=f"{on}: the last row of an affine matrix",
+        atol=1e-6,
+    )
+    check_close(
+        _apply(g, c[None]), c[None], fn="rotate_about", on=f"{on}: the centre {center} must not move", atol=1e-4
+    )
     moved = _apply(g, c + offsets)
     dist = (moved - c).norm(dim=-1)
-    check_close(dist, offsets.norm(dim=-1), fn="rotate_about",
-                on=f"{on}: distances to the centre of the points centre + {offsets.tolist()} must not change",
-                atol=1e-4)
-    check_close(moved, expected_points, fn="rotate_about",
-                on=f"{on}: the points centre + {offsets.tolist()} must turn by {angle} degrees about the centre",
-                atol=1e-4)
+    check_close(
+        dist,
+        offsets.norm(dim=-1),
+        fn="rotate_about",
+        on=f"{on}: distances to the centre of the points centre + {offsets.tolist()} must not change",
+        atol=1e-4,
+    )
+    check_close(
+        moved,
+        expected_points,
+        fn="rotate_about",
+        on=f"{on}: the points centre + {offsets.tolist()} must turn by {angle} degrees about the centre",
+        atol=1e-4,
+    )
 
 
 def check_rotate_about_fixed_centre(fn) -> None:
     """Visible check of ``rotate_about``: the centre stays put, distances to it are kept, points turn by the angle."""
     _compare_fixed_centre(fn, 90.0, (3.0, 1.0), torch.tensor([[2.0, 0.0]], dtype=torch.float64))
-    _compare_fixed_centre(fn, -30.0, (-2.0, 5.0), torch.tensor([[1.0, 0.0], [0.0, 3.0], [-2.0, 1.0]],
-                                                                  dtype=torch.float64))
+    _compare_fixed_centre(
+        fn, -30.0, (-2.0, 5.0), torch.tensor([[1.0, 0.0], [0.0, 3.0], [-2.0, 1.0]], dtype=torch.float64)
+    )
     passed("rotate_about keeps the centre fixed and turns points about it by the angle")
 
 
@@ -336,8 +363,9 @@ def _compare_rotate_about(fn, angle: float, center: tuple) -> None:
     expected = _translation(cx, cy) @ _rotation(torch.tensor(angle, dtype=torch.float64)) @ _translation(-cx, -cy)
     got = call_learner(fn, angle, center, name="rotate_about", on=on)
     _check_dtype(got, torch.get_default_dtype(), fn="rotate_about", on=on)
-    check_close(got, expected.to(torch.float32), fn="rotate_about", on=f"{on}, compared with T(c) @ R @ T(-c)",
-                atol=1e-4)
+    check_close(
+        got, expected.to(torch.float32), fn="rotate_about", on=f"{on}, compared with T(c) @ R @ T(-c)", atol=1e-4
+    )
 
 
 def check_rotate_about(fn) -> None:
@@ -364,8 +392,14 @@ def _compare_inverse(fn, m: torch.Tensor, on: str) -> None:
         got = call_learner(fn, m.clone(), name="invert_affine_by_hand", on=on)
     tol = 1e-4 if m.dtype == torch.float32 else 1e-10
     _check_dtype(got, m.dtype, fn="invert_affine_by_hand", on=on)
-    check_close(got, expected.to(m.dtype), fn="invert_affine_by_hand", on=f"{on}, compared with torch.linalg.inv",
-                atol=tol, rtol=tol)
+    check_close(
+        got,
+        expected.to(m.dtype),
+        fn="invert_affine_by_hand",
+        on=f"{on}, compared with torch.linalg.inv",
+        atol=tol,
+        rtol=tol,
+    )
 
 
 def check_invert_affine_by_hand(fn) -> None:
@@ -397,8 +431,9 @@ def _compare_round_trip(fn, m: torch.Tensor, on: str) -> None:
     g, m64 = got.detach().to(torch.float64), m.to(torch.float64)
     check_close(g @ m64, eye, fn="invert_affine_by_hand", on=f"{on}: inv(M) @ M should be the identity", atol=tol)
     check_close(m64 @ g, eye, fn="invert_affine_by_hand", on=f"{on}: M @ inv(M) should be the identity", atol=tol)
-    check_close(got[..., 2, :], last, fn="invert_affine_by_hand", on=f"{on}: the last row must stay (0, 0, 1)",
-                atol=0.0)
+    check_close(
+        got[..., 2, :], last, fn="invert_affine_by_hand", on=f"{on}: the last row must stay (0, 0, 1)", atol=0.0
+    )
 
 
 def check_invert_affine_by_hand_round_trip(fn) -> None:

@@ -26,12 +26,18 @@ import torch.nn.functional as F
 from .common import CheckFailed, check_close, passed, reference_ops_blocked
 
 __all__ = [
-    "check_pixel_to_norm", "grade_pixel_to_norm",
-    "check_norm_to_pixel", "grade_norm_to_pixel",
-    "check_theta_shift_pixels", "grade_theta_shift_pixels",
-    "check_base_grid", "grade_base_grid",
-    "check_affine_grid_by_hand", "grade_affine_grid_by_hand",
-    "check_affine_grid_by_hand_autograd", "grade_affine_grid_by_hand_autograd",
+    "check_pixel_to_norm",
+    "grade_pixel_to_norm",
+    "check_norm_to_pixel",
+    "grade_norm_to_pixel",
+    "check_theta_shift_pixels",
+    "grade_theta_shift_pixels",
+    "check_base_grid",
+    "grade_base_grid",
+    "check_affine_grid_by_hand",
+    "grade_affine_grid_by_hand",
+    "check_affine_grid_by_hand_autograd",
+    "grade_affine_grid_by_hand_autograd",
 ]
 
 _DIAG_ATOL = 1e-5  # how close a result must be to a typical mistake for the hint to name it
@@ -86,8 +92,10 @@ def _compare(got, expected, *, fn, on, atol, mistakes=(), diagnose=None, dtype=N
         dtype: if given, ``got`` must have this dtype (checked before the values).
     """
     if dtype is not None and isinstance(got, torch.Tensor) and got.dtype != dtype:
-        raise CheckFailed(f"{fn} on {on}: expected a {dtype} result for {dtype} input, got {got.dtype} "
-                          "(create new tensors with dtype=<input>.dtype, or compute only with the input)")
+        raise CheckFailed(
+            f"{fn} on {on}: expected a {dtype} result for {dtype} input, got {got.dtype} "
+            "(create new tensors with dtype=<input>.dtype, or compute only with the input)"
+        )
     try:
         check_close(got, expected, fn=fn, on=on, atol=atol)
     except CheckFailed as err:
@@ -105,8 +113,10 @@ def _call(fn, *args, **kwargs):
 
 def _other(align_corners: bool) -> str:
     return f"this is the align_corners={not align_corners} formula; with align_corners={align_corners} " + (
-        "-1 and +1 are the centres of the corner pixels: x_pix = (x + 1) / 2 * (W - 1)" if align_corners else
-        "-1 and +1 are the outer edges of the corner pixels: x_pix = ((x + 1) * W - 1) / 2")
+        "-1 and +1 are the centres of the corner pixels: x_pix = (x + 1) / 2 * (W - 1)"
+        if align_corners
+        else "-1 and +1 are the outer edges of the corner pixels: x_pix = ((x + 1) * W - 1) / 2"
+    )
 
 
 _SWAP_HW = "H and W are swapped: x (the column) goes with the width W = size[1], y (the row) with H = size[0]"
@@ -177,8 +187,11 @@ def _norm_to_pixel_case(fn, xy_norm, size, align_corners, *, atol, expected=None
         (_other(align_corners), (x - off_o) / step_o),
         (_SWAP_HW, (x - off_s) / step_s),
         (_SWAP_XY, expected.flip(-1)),
-        ("(x + 1) / 2 * W measures from the outer edge of the first pixel; pixel centres sit at 0, 1, 2, ..., "
-         "so subtract 1/2 (align_corners=False: x_pix = ((x + 1) * W - 1) / 2)", (x + 1) / 2 * wh),
+        (
+            "(x + 1) / 2 * W measures from the outer edge of the first pixel; pixel centres sit at 0, 1, 2, ..., "
+            "so subtract 1/2 (align_corners=False: x_pix = ((x + 1) * W - 1) / 2)",
+            (x + 1) / 2 * wh,
+        ),
     ]
     for side in size:  # both axes converted with the same side
         off_1, step_1 = _axis_maps((side, side), align_corners)
@@ -200,8 +213,10 @@ def check_norm_to_pixel(fn) -> None:
     corners = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.5, 0.25], [2.0, -3.0]])
     for align_corners in (False, True):
         _norm_to_pixel_case(fn, corners, (4, 6), align_corners, atol=1e-5)
-    passed("norm_to_pixel: torch's grid of a 2x3 image back to pixel centres, and -1/+1/outside for 4x6, "
-           "both align_corners")
+    passed(
+        "norm_to_pixel: torch's grid of a 2x3 image back to pixel centres, and -1/+1/outside for 4x6, "
+        "both align_corners"
+    )
 
 
 def grade_norm_to_pixel(fn) -> None:
@@ -211,8 +226,9 @@ def grade_norm_to_pixel(fn) -> None:
         for size in ((7, 4), (6, 11)):
             for align_corners in (False, True):
                 grid = _identity_grid(*size, align_corners, dtype)
-                _norm_to_pixel_case(fn, grid, size, align_corners, atol=_ATOL[dtype] * 10,
-                                    expected=_pixel_centres(*size, dtype=dtype))
+                _norm_to_pixel_case(
+                    fn, grid, size, align_corners, atol=_ATOL[dtype] * 10, expected=_pixel_centres(*size, dtype=dtype)
+                )
                 pts = torch.rand(2, 5, 2, generator=gen, dtype=dtype) * 6 - 3
                 _norm_to_pixel_case(fn, pts, size, align_corners, atol=_ATOL[dtype] * 10)
     print("norm_to_pixel: hidden tests passed")
@@ -223,8 +239,8 @@ def _shifted(image: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     """(H, W) image with its content moved dx columns right and dy rows down, zeros coming in."""
     height, width = image.shape
     out = torch.zeros_like(image)
-    src = image[max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)]
-    out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+    src = image[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)]
+    out[max(0, dy) : max(0, dy) + src.shape[0], max(0, dx) : max(0, dx) + src.shape[1]] = src
     return out
 
 
@@ -239,18 +255,30 @@ def _theta_shift_case(fn, dx, dy, size, align_corners, *, image_check: bool):
         return torch.tensor([[1.0, 0.0, tx], [0.0, 1.0, ty]])
 
     mistakes = [
-        ("the content moves the wrong way: theta maps each OUTPUT pixel to where it reads in the INPUT, so to move "
-         "the content right by dx, every output pixel must read dx pixels to its LEFT (tx < 0)",
-         theta_with(dx * float(step[0]), dy * float(step[1]))),
-        (f"the direction is right, but the pixel size is that of align_corners={not align_corners}: with "
-         f"align_corners={align_corners} one pixel is " + ("2/(W-1)" if align_corners else "2/W")
-         + f" = {float(step[0]):.4g} normalised units across here (and " + ("2/(H-1)" if align_corners else "2/H")
-         + " down)", theta_with(-dx * float(step_o[0]), -dy * float(step_o[1]))),
+        (
+            "the content moves the wrong way: theta maps each OUTPUT pixel to where it reads in the INPUT, so to move "
+            "the content right by dx, every output pixel must read dx pixels to its LEFT (tx < 0)",
+            theta_with(dx * float(step[0]), dy * float(step[1])),
+        ),
+        (
+            f"the direction is right, but the pixel size is that of align_corners={not align_corners}: with "
+            f"align_corners={align_corners} one pixel is "
+            + ("2/(W-1)" if align_corners else "2/W")
+            + f" = {float(step[0]):.4g} normalised units across here (and "
+            + ("2/(H-1)" if align_corners else "2/H")
+            + " down)",
+            theta_with(-dx * float(step_o[0]), -dy * float(step_o[1])),
+        ),
         (_SWAP_HW, theta_with(-dx * float(step_s[0]), -dy * float(step_s[1]))),
-        ("theta is in normalised units, not pixels: one pixel is 2/W (align_corners=False) or 2/(W-1) "
-         "(align_corners=True) across", theta_with(-dx, -dy)),
-        ("the translation sits in the last column of theta: [[1, 0, tx], [0, 1, ty]]",
-         torch.tensor([[1.0, 0.0], [0.0, 1.0], [-dx * float(step[0]), -dy * float(step[1])]])),
+        (
+            "theta is in normalised units, not pixels: one pixel is 2/W (align_corners=False) or 2/(W-1) "
+            "(align_corners=True) across",
+            theta_with(-dx, -dy),
+        ),
+        (
+            "the translation sits in the last column of theta: [[1, 0, tx], [0, 1, ty]]",
+            torch.tensor([[1.0, 0.0], [0.0, 1.0], [-dx * float(step[0]), -dy * float(step[1])]]),
+        ),
     ]
     on = f"dx_pix={dx}, dy_pix={dy}, size={tuple(size)}, align_corners={align_corners}"
     theta = _call(fn, dx, dy, size=size, align_corners=align_corners)
@@ -261,9 +289,15 @@ def _theta_shift_case(fn, dx, dy, size, align_corners, *, image_check: bool):
         want = _shifted(image, int(dx), int(dy))
         grid = F.affine_grid(theta.detach().float()[None], (1, 1, height, width), align_corners=align_corners)
         got_img = F.grid_sample(image[None, None], grid, align_corners=align_corners)[0, 0]
-        _compare(got_img, want, fn="theta_shift_pixels",
-                 on=on + f" (the {height}x{width} image 1, 2, 3, ... warped with your theta by F.grid_sample)",
-                 atol=1e-3, mistakes=mistakes, diagnose=theta)
+        _compare(
+            got_img,
+            want,
+            fn="theta_shift_pixels",
+            on=on + f" (the {height}x{width} image 1, 2, 3, ... warped with your theta by F.grid_sample)",
+            atol=1e-3,
+            mistakes=mistakes,
+            diagnose=theta,
+        )
     _compare(theta, expected, fn="theta_shift_pixels", on=on, atol=1e-5, mistakes=mistakes)
 
 
@@ -286,7 +320,7 @@ def grade_theta_shift_pixels(fn) -> None:
         for align_corners in (False, True):
             _theta_shift_case(fn, 3, -2, size, align_corners, image_check=True)
             _theta_shift_case(fn, 0, 1, size, align_corners, image_check=True)
-            dx, dy = ((torch.rand(2, generator=gen) * 8 - 4).tolist())
+            dx, dy = (torch.rand(2, generator=gen) * 8 - 4).tolist()
             _theta_shift_case(fn, dx, dy, size, align_corners, image_check=False)
     print("theta_shift_pixels: hidden tests passed")
 
@@ -300,10 +334,16 @@ def _base_grid_case(fn, height, width, align_corners):
     mistakes = [
         (_other(align_corners), other),
         ("x and y are swapped: each entry must be (x, y, 1) with x the column", torch.cat([grid.flip(-1), ones], -1)),
-        ("the grid has shape (W, H, 3): rows come first, base[i, j] belongs to row i, column j "
-         "(torch.meshgrid(ys, xs, indexing='ij'))", (width, height, 3)),
-        ("each point needs a third entry 1 (homogeneous coordinates), so that theta's last column adds the "
-         "translation", (height, width, 2)),
+        (
+            "the grid has shape (W, H, 3): rows come first, base[i, j] belongs to row i, column j "
+            "(torch.meshgrid(ys, xs, indexing='ij'))",
+            (width, height, 3),
+        ),
+        (
+            "each point needs a third entry 1 (homogeneous coordinates), so that theta's last column adds the "
+            "translation",
+            (height, width, 2),
+        ),
     ]
     on = f"height={height}, width={width}, align_corners={align_corners}"
     got = _call(fn, height=height, width=width, align_corners=align_corners)
@@ -328,7 +368,9 @@ def grade_base_grid(fn) -> None:
 # --------------------------------------------------------------------------- exercise 5: affine_grid_by_hand
 def _thetas(n: int, gen: torch.Generator, dtype=torch.float32) -> torch.Tensor:
     """n random, clearly asymmetric thetas (N, 2, 3): rotation, unequal scales, shear and translation."""
-    return (torch.eye(2, 3, dtype=torch.float64) + 0.6 * (torch.rand(n, 2, 3, generator=gen, dtype=torch.float64) - 0.5)).to(dtype)
+    return (
+        torch.eye(2, 3, dtype=torch.float64) + 0.6 * (torch.rand(n, 2, 3, generator=gen, dtype=torch.float64) - 0.5)
+    ).to(dtype)
 
 
 def _affine_grid_case(fn, theta, size, align_corners, *, atol):
@@ -339,18 +381,29 @@ def _affine_grid_case(fn, theta, size, align_corners, *, atol):
     no_shift = torch.cat([theta[:, :, :2], torch.zeros_like(theta[:, :, 2:])], dim=-1)
     mistakes = [
         (_other(align_corners), F.affine_grid(theta, size, align_corners=not align_corners)),
-        ("theta's 2x2 part is transposed: grid = base @ theta^T means grid[..., k] = sum_m base[..., m] * theta[k, m] "
-         "(row k of theta makes output coordinate k)", F.affine_grid(linear_t, size, align_corners=align_corners)),
+        (
+            "theta's 2x2 part is transposed: grid = base @ theta^T means grid[..., k] = sum_m base[..., m] * theta[k, m] "
+            "(row k of theta makes output coordinate k)",
+            F.affine_grid(linear_t, size, align_corners=align_corners),
+        ),
         (_SWAP_XY, expected.flip(-1)),
-        ("the translation is missing: the base grid needs its third entry 1, multiplied by theta's last column",
-         F.affine_grid(no_shift, size, align_corners=align_corners)),
-        ("the values are only float32-accurate: build the base grid in theta.dtype",
-         F.affine_grid(theta.float(), size, align_corners=align_corners).to(dtype)),
-        ("the grid has shape (N, W, H, 2): size is (N, C, H, W) and the grid is indexed [n, row, column]",
-         (n, width, height, 2)),
+        (
+            "the translation is missing: the base grid needs its third entry 1, multiplied by theta's last column",
+            F.affine_grid(no_shift, size, align_corners=align_corners),
+        ),
+        (
+            "the values are only float32-accurate: build the base grid in theta.dtype",
+            F.affine_grid(theta.float(), size, align_corners=align_corners).to(dtype),
+        ),
+        (
+            "the grid has shape (N, W, H, 2): size is (N, C, H, W) and the grid is indexed [n, row, column]",
+            (n, width, height, 2),
+        ),
     ]
-    on = (f"theta of shape {tuple(theta.shape)} ({dtype}), size={tuple(size)}, align_corners={align_corners}; "
-          f"theta[0] = {[[round(v, 3) for v in row] for row in theta[0].tolist()]}")
+    on = (
+        f"theta of shape {tuple(theta.shape)} ({dtype}), size={tuple(size)}, align_corners={align_corners}; "
+        f"theta[0] = {[[round(v, 3) for v in row] for row in theta[0].tolist()]}"
+    )
     got = _call(fn, theta.clone(), size, align_corners=align_corners)
     _compare(got, expected, fn="affine_grid_by_hand", on=on, atol=atol, mistakes=mistakes, dtype=dtype)
 
@@ -393,14 +446,21 @@ def _affine_grid_grad_case(fn, theta, size, align_corners, gen):
     with reference_ops_blocked():
         grid = fn(mine, size, align_corners=align_corners)
         if not grid.requires_grad:
-            raise CheckFailed(f"affine_grid_by_hand on {on}: the grid does not depend on theta through autograd, "
-                              "so an STN could not learn theta; build it from theta with tensor operations "
-                              "(no .item(), .tolist(), .detach() or torch.tensor(...) of theta's values)")
+            raise CheckFailed(
+                f"affine_grid_by_hand on {on}: the grid does not depend on theta through autograd, "
+                "so an STN could not learn theta; build it from theta with tensor operations "
+                "(no .item(), .tolist(), .detach() or torch.tensor(...) of theta's values)"
+            )
         (grid * weights).sum().backward()
     if mine.grad is None:
         raise CheckFailed(f"affine_grid_by_hand on {on}: no gradient reached theta")
-    check_close(mine.grad, expected_grad, fn="affine_grid_by_hand", on=on + ", gradient of sum(grid * w) w.r.t. theta",
-                atol=1e-6)
+    check_close(
+        mine.grad,
+        expected_grad,
+        fn="affine_grid_by_hand",
+        on=on + ", gradient of sum(grid * w) w.r.t. theta",
+        atol=1e-6,
+    )
 
 
 def check_affine_grid_by_hand_autograd(fn) -> None:

@@ -95,8 +95,7 @@ def _points_grid(image: torch.Tensor, xs, ys) -> torch.Tensor:
 def _sample_points(image: torch.Tensor, xs, ys, mode: str, padding_mode: str = "zeros") -> torch.Tensor:
     """torch's value at each pixel point: (P,) float64, align_corners=True."""
     img = image.detach().to(torch.float64)[None, None]
-    out = F.grid_sample(img, _points_grid(img[0, 0], xs, ys), mode=mode, padding_mode=padding_mode,
-                        align_corners=True)
+    out = F.grid_sample(img, _points_grid(img[0, 0], xs, ys), mode=mode, padding_mode=padding_mode, align_corners=True)
     return out.reshape(-1)
 
 
@@ -140,8 +139,9 @@ def _random_image(gen: torch.Generator, height: int, width: int, dtype) -> torch
     return (0.5 + torch.rand(height, width, generator=gen, dtype=torch.float64)).to(dtype)
 
 
-def _point_cases(fn, name: str, image: torch.Tensor, xs, ys, expected: torch.Tensor, *, atol: float, what: str,
-                 mistakes=()):
+def _point_cases(
+    fn, name: str, image: torch.Tensor, xs, ys, expected: torch.Tensor, *, atol: float, what: str, mistakes=()
+):
     """Call fn(image, x, y) for every point inside the blocked context and compare with expected[i].
 
     Args:
@@ -157,8 +157,17 @@ def _point_cases(fn, name: str, image: torch.Tensor, xs, ys, expected: torch.Ten
 
 # --------------------------------------------------------------------------- exercise 1: nearest_one
 _NEAREST_POINTS = [  # (x_pix, y_pix) on the 3x4 image; the first ones catch a swap of x and y
-    (2.2, 0.8), (0.7, 1.9), (2.8, 0.3), (3.4, 2.2), (-0.4, 1.2), (1.2, -0.3),
-    (-0.7, 1.0), (4.6, 1.0), (1.0, -0.6), (1.3, 2.6), (6.0, 5.0),
+    (2.2, 0.8),
+    (0.7, 1.9),
+    (2.8, 0.3),
+    (3.4, 2.2),
+    (-0.4, 1.2),
+    (1.2, -0.3),
+    (-0.7, 1.0),
+    (4.6, 1.0),
+    (1.0, -0.6),
+    (1.3, 2.6),
+    (6.0, 5.0),
 ]
 
 
@@ -168,8 +177,10 @@ def _nearest_mistakes(image: torch.Tensor, xs, ys):
     return [
         (_read(image, rx, ry), "x is the column and y the row: read image[row, col] = image[round(y), round(x)]"),
         (_read(image, fy, fx), "round to the nearest pixel (round), not down (floor/int)"),
-        (_read(image, ry, rx, clamp=True), "a point whose nearest pixel lies outside the image reads 0 "
-                                           "(this looks like clamping to the border)"),
+        (
+            _read(image, ry, rx, clamp=True),
+            "a point whose nearest pixel lies outside the image reads 0 (this looks like clamping to the border)",
+        ),
     ]
 
 
@@ -182,8 +193,9 @@ def check_nearest_one(fn) -> None:
     image = _image_3x4()
     xs, ys = zip(*_NEAREST_POINTS)
     expected = _sample_points(image, xs, ys, "nearest")
-    _point_cases(fn, "nearest_one", image, xs, ys, expected, atol=1e-9, what="the 3x4",
-                 mistakes=_nearest_mistakes(image, xs, ys))
+    _point_cases(
+        fn, "nearest_one", image, xs, ys, expected, atol=1e-9, what="the 3x4", mistakes=_nearest_mistakes(image, xs, ys)
+    )
     passed("nearest_one: rounds x (column) and y (row) to the nearest pixel, 0 outside the image")
 
 
@@ -198,16 +210,35 @@ def grade_nearest_one(fn) -> None:
         xs = _coords(gen, 12, -2, width + 1, avoid=0.5)
         ys = _coords(gen, 12, -2, height + 1, avoid=0.5)
         expected = _sample_points(image, xs, ys, "nearest")
-        _point_cases(fn, "nearest_one", image, xs, ys, expected, atol=_tol(dtype), what="a random",
-                     mistakes=_nearest_mistakes(image, xs, ys))
+        _point_cases(
+            fn,
+            "nearest_one",
+            image,
+            xs,
+            ys,
+            expected,
+            atol=_tol(dtype),
+            what="a random",
+            mistakes=_nearest_mistakes(image, xs, ys),
+        )
     print("nearest_one: hidden tests passed")
 
 
 # --------------------------------------------------------------------------- exercise 2: bilinear_one
 _BILINEAR_POINTS = [  # inside, exactly on a pixel, on the last column, partly outside, fully outside
-    (1.3, 0.6), (2.7, 1.4), (2.0, 1.0), (3.0, 0.25), (0.5, 2.0),
-    (-0.4, 1.5), (3.5, 2.2), (1.2, 2.7), (2.6, -0.3), (-0.5, -0.5),
-    (5.0, 1.0), (1.0, -1.2), (4.0, 3.0),
+    (1.3, 0.6),
+    (2.7, 1.4),
+    (2.0, 1.0),
+    (3.0, 0.25),
+    (0.5, 2.0),
+    (-0.4, 1.5),
+    (3.5, 2.2),
+    (1.2, 2.7),
+    (2.6, -0.3),
+    (-0.5, -0.5),
+    (5.0, 1.0),
+    (1.0, -1.2),
+    (4.0, 3.0),
 ]
 
 
@@ -217,10 +248,14 @@ def _bilinear_mistakes(image: torch.Tensor, xs, ys):
     swapped = _sample_points(image.t(), xs, ys, "bilinear")  # reading image[col, row] = image.t()[row, col]
     return [
         (swapped, "x is the column and y the row: the pixel at (col m, row n) is image[n, m]"),
-        (_sample_points(image, mirrored_x, mirrored_y, "bilinear"),
-         "with a = x - floor(x), the left neighbour's weight is 1 - a and the right one's is a (weights swapped?)"),
-        (_sample_points(image, xs, ys, "bilinear", "border"),
-         "a neighbour outside the image counts as 0 (this looks like clamping it to the border)"),
+        (
+            _sample_points(image, mirrored_x, mirrored_y, "bilinear"),
+            "with a = x - floor(x), the left neighbour's weight is 1 - a and the right one's is a (weights swapped?)",
+        ),
+        (
+            _sample_points(image, xs, ys, "bilinear", "border"),
+            "a neighbour outside the image counts as 0 (this looks like clamping it to the border)",
+        ),
     ]
 
 
@@ -233,8 +268,17 @@ def check_bilinear_one(fn) -> None:
     image = _image_3x4()
     xs, ys = zip(*_BILINEAR_POINTS)
     expected = _sample_points(image, xs, ys, "bilinear")
-    _point_cases(fn, "bilinear_one", image, xs, ys, expected, atol=1e-9, what="the 3x4",
-                 mistakes=_bilinear_mistakes(image, xs, ys))
+    _point_cases(
+        fn,
+        "bilinear_one",
+        image,
+        xs,
+        ys,
+        expected,
+        atol=1e-9,
+        what="the 3x4",
+        mistakes=_bilinear_mistakes(image, xs, ys),
+    )
     passed("bilinear_one: the four-neighbour weights, exact on pixels, out-of-image neighbours count as 0")
 
 
@@ -246,8 +290,17 @@ def grade_bilinear_one(fn) -> None:
         xs = _coords(gen, 12, -2, width + 1, avoid=None)
         ys = _coords(gen, 12, -2, height + 1, avoid=None)
         expected = _sample_points(image, xs, ys, "bilinear")
-        _point_cases(fn, "bilinear_one", image, xs, ys, expected, atol=_tol(dtype), what="a random",
-                     mistakes=_bilinear_mistakes(image, xs, ys))
+        _point_cases(
+            fn,
+            "bilinear_one",
+            image,
+            xs,
+            ys,
+            expected,
+            atol=_tol(dtype),
+            what="a random",
+            mistakes=_bilinear_mistakes(image, xs, ys),
+        )
     print("bilinear_one: hidden tests passed")
 
 
@@ -262,8 +315,10 @@ def _grid_cases(gen: torch.Generator, n: int, c: int, size_in, size_out, spread:
 
 
 def _describe(inp: torch.Tensor, grid: torch.Tensor, align_corners, extra: str = "") -> str:
-    return (f"input {tuple(inp.shape)}, grid {tuple(grid.shape)}{extra}, {str(inp.dtype)[6:]}, "
-            f"align_corners={align_corners}")
+    return (
+        f"input {tuple(inp.shape)}, grid {tuple(grid.shape)}{extra}, {str(inp.dtype)[6:]}, "
+        f"align_corners={align_corners}"
+    )
 
 
 def _sample_cases(fn, cases) -> None:
@@ -276,12 +331,20 @@ def _sample_cases(fn, cases) -> None:
             return F.grid_sample(i, g, mode="bilinear", padding_mode=padding, align_corners=corners)
 
         expected.append(sample())
-        mistakes.append([
-            (sample(corners=not ac), f"this is the result for align_corners={not ac}: check the "
-                                     "normalised -> pixel formula of each case"),
-            (sample(padding="border"), "corners outside the image must count as 0 (mask them), not be clamped"),
-            (sample(g=grid.flip(-1)), "grid[..., 0] is x (the column, size W) and grid[..., 1] is y (the row, size H)"),
-        ])
+        mistakes.append(
+            [
+                (
+                    sample(corners=not ac),
+                    f"this is the result for align_corners={not ac}: check the "
+                    "normalised -> pixel formula of each case",
+                ),
+                (sample(padding="border"), "corners outside the image must count as 0 (mask them), not be clamped"),
+                (
+                    sample(g=grid.flip(-1)),
+                    "grid[..., 0] is x (the column, size W) and grid[..., 1] is y (the row, size H)",
+                ),
+            ]
+        )
     with reference_ops_blocked():
         for (inp, grid, ac, on), exp, wrong in zip(cases, expected, mistakes):
             if ac is None:
@@ -345,14 +408,18 @@ def _gradient_cases(fn, cases, *, gradcheck: bool = False) -> None:
             out = _call(fn, i, g, align_corners=ac, name="bilinear_sample", on=on)
             check_close(out, exp_out, fn="bilinear_sample", on=on, atol=1e-7)
             if not out.requires_grad:
-                raise CheckFailed(f"bilinear_sample on {on}: the output does not require grad; build it from "
-                                  "input and grid with torch operations (no .detach(), .item(), torch.no_grad())")
+                raise CheckFailed(
+                    f"bilinear_sample on {on}: the output does not require grad; build it from "
+                    "input and grid with torch operations (no .detach(), .item(), torch.no_grad())"
+                )
             (out * weights).sum().backward()
             for name, got, exp in (("input", i.grad, exp_i), ("grid", g.grad, exp_g)):
                 if got is None:
-                    raise CheckFailed(f"bilinear_sample on {on}: no gradient reached {name}; the weights must be "
-                                      f"computed from the grid with torch operations (floor is fine, .long() "
-                                      f"only for the indices)")
+                    raise CheckFailed(
+                        f"bilinear_sample on {on}: no gradient reached {name}; the weights must be "
+                        f"computed from the grid with torch operations (floor is fine, .long() "
+                        f"only for the indices)"
+                    )
                 check_close(got, exp, fn=f"bilinear_sample (gradient w.r.t. {name})", on=on, atol=1e-7)
             if gradcheck:
                 _gradcheck(fn, inp, grid, ac, on)
@@ -361,8 +428,9 @@ def _gradient_cases(fn, cases, *, gradcheck: bool = False) -> None:
 def _gradcheck(fn, inp: torch.Tensor, grid: torch.Tensor, ac: bool, on: str) -> None:
     i, g = inp.clone().requires_grad_(True), grid.clone().requires_grad_(True)
     try:
-        ok = torch.autograd.gradcheck(lambda a, b: fn(a, b, align_corners=ac), (i, g), eps=1e-6, atol=1e-5,
-                                      raise_exception=True)
+        ok = torch.autograd.gradcheck(
+            lambda a, b: fn(a, b, align_corners=ac), (i, g), eps=1e-6, atol=1e-5, raise_exception=True
+        )
     except torch.autograd.gradcheck.GradcheckError as err:
         first = str(err).strip().splitlines()[0]
         raise CheckFailed(f"bilinear_sample on {on}: torch.autograd.gradcheck failed: {first}") from None
@@ -444,27 +512,40 @@ def _pad_cases(fn, cases, padding_mode: str) -> None:
         c = coords.detach().to(torch.float64)
         wrong = [(c.clamp(0, size), "the last pixel is size - 1, not size")]
         if padding_mode == "reflection":
-            wrong.insert(0, (_ramp_oracle(coords, size, padding_mode, not ac),
-                             f"this is the reflection for align_corners={not ac}: with True the mirrors sit at "
-                             "the centres of the edge pixels (0 and size - 1), with False at their outer edges "
-                             "(-0.5 and size - 0.5)"))
+            wrong.insert(
+                0,
+                (
+                    _ramp_oracle(coords, size, padding_mode, not ac),
+                    f"this is the reflection for align_corners={not ac}: with True the mirrors sit at "
+                    "the centres of the edge pixels (0 and size - 1), with False at their outer edges "
+                    "(-0.5 and size - 0.5)",
+                ),
+            )
         mistakes.append(wrong)
     with reference_ops_blocked():
         for (coords, size, ac), exp, wrong in zip(cases, expected, mistakes):
-            on = (f"coord_pix={_short(coords)} {tuple(coords.shape)} {str(coords.dtype)[6:]}, size={size}, "
-                  f"padding_mode={padding_mode!r}, align_corners={ac}")
+            on = (
+                f"coord_pix={_short(coords)} {tuple(coords.shape)} {str(coords.dtype)[6:]}, size={size}, "
+                f"padding_mode={padding_mode!r}, align_corners={ac}"
+            )
             got = _call(fn, coords.clone(), size, padding_mode, ac, name="pad_coords", on=on)
             atol = _tol(coords.dtype) * max(1.0, size / 4)
             try:
                 _compare(got, exp, fn="pad_coords", on=on, atol=atol, mistakes=wrong)
             except CheckFailed as err:
-                if ("Hint:" in str(err) or padding_mode == "zeros" or not isinstance(got, torch.Tensor)
-                        or got.shape != exp.shape):
+                if (
+                    "Hint:" in str(err)
+                    or padding_mode == "zeros"
+                    or not isinstance(got, torch.Tensor)
+                    or got.shape != exp.shape
+                ):
                     raise
                 if ((got < -atol) | (got > size - 1 + atol)).any():
-                    raise CheckFailed(f"{err}\n  Hint: the result must lie in [0, size - 1]: clamp after "
-                                      "padding (with align_corners=False a reflection can land in the half "
-                                      "pixel beyond an edge pixel's centre)") from None
+                    raise CheckFailed(
+                        f"{err}\n  Hint: the result must lie in [0, size - 1]: clamp after "
+                        "padding (with align_corners=False a reflection can land in the half "
+                        "pixel beyond an edge pixel's centre)"
+                    ) from None
                 raise
 
 
@@ -513,7 +594,14 @@ def grade_pad_coords(fn, padding_mode: str) -> None:
 
 # --------------------------------------------------------------------------- exercise 5: bilinear_grad_one
 _GRAD_POINTS = [  # never on a whole pixel coordinate (the kinks); inside, partly outside, fully outside
-    (1.3, 0.6), (2.7, 1.4), (0.2, 1.8), (-0.4, 1.5), (3.3, 0.2), (1.2, 2.6), (2.6, -0.3), (5.5, 1.2),
+    (1.3, 0.6),
+    (2.7, 1.4),
+    (0.2, 1.8),
+    (-0.4, 1.5),
+    (3.3, 0.2),
+    (1.2, 2.6),
+    (2.6, -0.3),
+    (5.5, 1.2),
 ]
 
 
@@ -536,8 +624,9 @@ def check_bilinear_grad_one(fn) -> None:
     image = _image_3x4()
     xs, ys = zip(*_GRAD_POINTS)
     expected = _grad_points(image, xs, ys)
-    _point_cases(fn, "bilinear_grad_one", image, xs, ys, expected, atol=1e-9, what="the 3x4",
-                 mistakes=_grad_mistakes(expected))
+    _point_cases(
+        fn, "bilinear_grad_one", image, xs, ys, expected, atol=1e-9, what="the 3x4", mistakes=_grad_mistakes(expected)
+    )
     passed("bilinear_grad_one: (dV/dx, dV/dy) match autograd of F.grid_sample, inside and at the border")
 
 
@@ -549,6 +638,15 @@ def grade_bilinear_grad_one(fn) -> None:
         xs = _coords(gen, 10, -2, width + 1, avoid=None)
         ys = _coords(gen, 10, -2, height + 1, avoid=None)
         expected = _grad_points(image, xs, ys)
-        _point_cases(fn, "bilinear_grad_one", image, xs, ys, expected, atol=_tol(dtype), what="a random",
-                     mistakes=_grad_mistakes(expected))
+        _point_cases(
+            fn,
+            "bilinear_grad_one",
+            image,
+            xs,
+            ys,
+            expected,
+            atol=_tol(dtype),
+            what="a random",
+            mistakes=_grad_mistakes(expected),
+        )
     print("bilinear_grad_one: hidden tests passed")

@@ -67,7 +67,7 @@ def _doubled(block: torch.Tensor) -> torch.Tensor:
 def zoom_centre_view(image: torch.Tensor) -> torch.Tensor:
     """The central H/2 x W/2 block of ``image`` (..., H, W), each pixel doubled; H, W multiples of 4."""
     height, width = image.shape[-2:]
-    return _doubled(image[..., height // 4: 3 * height // 4, width // 4: 3 * width // 4])
+    return _doubled(image[..., height // 4 : 3 * height // 4, width // 4 : 3 * width // 4])
 
 
 def mirror_view(image: torch.Tensor) -> torch.Tensor:
@@ -122,8 +122,17 @@ def _pixel(value: float, width: int) -> str:
     return f"input pixel (row {index // width}, col {index % width})"
 
 
-def _compare(got: torch.Tensor, expected: torch.Tensor, *, shown: str, on: str, width: int, index: bool,
-             theta: torch.Tensor, atol: float = 1e-4) -> None:
+def _compare(
+    got: torch.Tensor,
+    expected: torch.Tensor,
+    *,
+    shown: str,
+    on: str,
+    width: int,
+    index: bool,
+    theta: torch.Tensor,
+    atol: float = 1e-4,
+) -> None:
     """Raise CheckFailed if the warped view differs from the target, naming the first wrong pixel."""
     bad = (got - expected).abs() > atol
     if not bad.any():
@@ -131,13 +140,16 @@ def _compare(got: torch.Tensor, expected: torch.Tensor, *, shown: str, on: str, 
     i, j = (int(v) for v in torch.nonzero(bad)[0])
     count, total = int(bad.sum()), bad.numel()
     if index:
-        detail = (f"output pixel (row {i}, col {j}) shows {_pixel(float(got[i, j]), width)} "
-                  f"but should show {_pixel(float(expected[i, j]), width)}")
+        detail = (
+            f"output pixel (row {i}, col {j}) shows {_pixel(float(got[i, j]), width)} "
+            f"but should show {_pixel(float(expected[i, j]), width)}"
+        )
     else:
         detail = f"output pixel (row {i}, col {j}) is {float(got[i, j]):.4g}, expected {float(expected[i, j]):.4g}"
     rows = ", ".join("[" + ", ".join(f"{v:.3g}" for v in row) + "]" for row in theta.tolist())
-    raise CheckFailed(f"{shown} on {on}: {detail}; {count} of {total} output pixels differ.\n"
-                      f"  Your theta: [{rows}]. {_REMINDER}")
+    raise CheckFailed(
+        f"{shown} on {on}: {detail}; {count} of {total} output pixels differ.\n  Your theta: [{rows}]. {_REMINDER}"
+    )
 
 
 def _on(height: int, width: int, out_hw, *, mode: str, align_corners: bool, index: bool, dtype) -> str:
@@ -148,8 +160,19 @@ def _on(height: int, width: int, out_hw, *, mode: str, align_corners: bool, inde
     return f"a {size}, mode={mode!r}, align_corners={align_corners}, {str(dtype).replace('torch.', '')}"
 
 
-def _check_view(theta, view_fn, *, shown: str, height: int, width: int, mode: str, align_corners: bool,
-                index: bool = True, dtype=torch.float64, generator=None) -> None:
+def _check_view(
+    theta,
+    view_fn,
+    *,
+    shown: str,
+    height: int,
+    width: int,
+    mode: str,
+    align_corners: bool,
+    index: bool = True,
+    dtype=torch.float64,
+    generator=None,
+) -> None:
     """Warp a test image with ``theta`` (torch's ops) and compare with ``view_fn(image)``."""
     if index:
         image = index_image(height, width, dtype=dtype)
@@ -159,26 +182,47 @@ def _check_view(theta, view_fn, *, shown: str, height: int, width: int, mode: st
     got = _warp(image, theta, tuple(expected.shape), mode=mode, align_corners=align_corners)
     on = _on(height, width, tuple(expected.shape), mode=mode, align_corners=align_corners, index=index, dtype=dtype)
     atol = 1e-4 if dtype == torch.float64 else 1e-3
-    _compare(got.to(torch.float64), expected.to(torch.float64), shown=shown, on=on, width=width, index=index,
-             theta=theta, atol=atol)
+    _compare(
+        got.to(torch.float64),
+        expected.to(torch.float64),
+        shown=shown,
+        on=on,
+        width=width,
+        index=index,
+        theta=theta,
+        atol=atol,
+    )
 
 
 # --------------------------------------------------------------------------- Exercise 1: zoom x2 into the centre
 def check_theta_zoom_centre(fn) -> None:
     """Visible check: ``fn()`` gives a (2, 3) theta that shows the centre of an 8x12 image zoomed x2."""
     theta = _call(fn, name="theta_zoom_centre")
-    _check_view(theta, zoom_centre_view, shown="theta_zoom_centre()", height=8, width=12, mode="nearest",
-                align_corners=False)
+    _check_view(
+        theta, zoom_centre_view, shown="theta_zoom_centre()", height=8, width=12, mode="nearest", align_corners=False
+    )
     passed("theta_zoom_centre: shows the central 4x6 block of an 8x12 index image, each pixel doubled")
 
 
 def grade_theta_zoom_centre(fn) -> None:
     """Hidden tests: other sizes (square and not), both align_corners, float32 and float64."""
     theta = _call(fn, name="theta_zoom_centre")
-    for (height, width), align_corners, dtype in [((12, 8), True, torch.float64), ((16, 16), False, torch.float32),
-                                                  ((20, 28), True, torch.float32), ((28, 28), False, torch.float64)]:
-        _check_view(theta, zoom_centre_view, shown="theta_zoom_centre()", height=height, width=width,
-                    mode="nearest", align_corners=align_corners, dtype=dtype)
+    for (height, width), align_corners, dtype in [
+        ((12, 8), True, torch.float64),
+        ((16, 16), False, torch.float32),
+        ((20, 28), True, torch.float32),
+        ((28, 28), False, torch.float64),
+    ]:
+        _check_view(
+            theta,
+            zoom_centre_view,
+            shown="theta_zoom_centre()",
+            height=height,
+            width=width,
+            mode="nearest",
+            align_corners=align_corners,
+            dtype=dtype,
+        )
     print("theta_zoom_centre: hidden tests passed")
 
 
@@ -195,12 +239,33 @@ def grade_theta_mirror(fn) -> None:
     """Hidden tests: random images of other sizes, both align_corners, float32 and float64."""
     theta = _call(fn, name="theta_mirror")
     g = torch.Generator().manual_seed(404)
-    for (height, width), align_corners, dtype in [((7, 4), True, torch.float64), ((9, 13), False, torch.float32),
-                                                  ((28, 28), True, torch.float32)]:
-        _check_view(theta, mirror_view, shown="theta_mirror()", height=height, width=width, mode="bilinear",
-                    align_corners=align_corners, index=False, dtype=dtype, generator=g)
-        _check_view(theta, mirror_view, shown="theta_mirror()", height=height, width=width, mode="nearest",
-                    align_corners=align_corners, dtype=dtype)
+    for (height, width), align_corners, dtype in [
+        ((7, 4), True, torch.float64),
+        ((9, 13), False, torch.float32),
+        ((28, 28), True, torch.float32),
+    ]:
+        _check_view(
+            theta,
+            mirror_view,
+            shown="theta_mirror()",
+            height=height,
+            width=width,
+            mode="bilinear",
+            align_corners=align_corners,
+            index=False,
+            dtype=dtype,
+            generator=g,
+        )
+        _check_view(
+            theta,
+            mirror_view,
+            shown="theta_mirror()",
+            height=height,
+            width=width,
+            mode="nearest",
+            align_corners=align_corners,
+            dtype=dtype,
+        )
     print("theta_mirror: hidden tests passed")
 
 
@@ -209,8 +274,7 @@ def check_theta_rotate_90(fn) -> None:
     """Visible check: ``fn()`` turns a 6x6 image a quarter turn clockwise on screen."""
     theta = _call(fn, name="theta_rotate_90")
     for mode in ("nearest", "bilinear"):
-        _check_view(theta, rotate_90_view, shown="theta_rotate_90()", height=6, width=6, mode=mode,
-                    align_corners=False)
+        _check_view(theta, rotate_90_view, shown="theta_rotate_90()", height=6, width=6, mode=mode, align_corners=False)
     passed("theta_rotate_90: the input's top row became the output's right column (6x6 index image)")
 
 
@@ -218,12 +282,33 @@ def grade_theta_rotate_90(fn) -> None:
     """Hidden tests: non-square images (output W x H), both align_corners, float32 and float64."""
     theta = _call(fn, name="theta_rotate_90")
     g = torch.Generator().manual_seed(4090)
-    for (height, width), align_corners, dtype in [((5, 8), False, torch.float64), ((8, 5), True, torch.float32),
-                                                  ((28, 28), True, torch.float64)]:
-        _check_view(theta, rotate_90_view, shown="theta_rotate_90()", height=height, width=width, mode="nearest",
-                    align_corners=align_corners, dtype=dtype)
-        _check_view(theta, rotate_90_view, shown="theta_rotate_90()", height=height, width=width, mode="bilinear",
-                    align_corners=align_corners, index=False, dtype=dtype, generator=g)
+    for (height, width), align_corners, dtype in [
+        ((5, 8), False, torch.float64),
+        ((8, 5), True, torch.float32),
+        ((28, 28), True, torch.float64),
+    ]:
+        _check_view(
+            theta,
+            rotate_90_view,
+            shown="theta_rotate_90()",
+            height=height,
+            width=width,
+            mode="nearest",
+            align_corners=align_corners,
+            dtype=dtype,
+        )
+        _check_view(
+            theta,
+            rotate_90_view,
+            shown="theta_rotate_90()",
+            height=height,
+            width=width,
+            mode="bilinear",
+            align_corners=align_corners,
+            index=False,
+            dtype=dtype,
+            generator=g,
+        )
     print("theta_rotate_90: hidden tests passed")
 
 
@@ -232,12 +317,21 @@ def check_theta_crop_quadrant(fn) -> None:
     """Visible check: ``fn("top-right")`` and ``fn("bottom-left")`` on an 8x12 image; a bad name raises."""
     for quadrant in ("top-right", "bottom-left"):
         theta = _call(fn, quadrant, name="theta_crop_quadrant")
-        _check_view(theta, lambda img, q=quadrant: crop_quadrant_view(img, q),
-                    shown=f"theta_crop_quadrant({quadrant!r})", height=8, width=12, mode="nearest", align_corners=False)
+        _check_view(
+            theta,
+            lambda img, q=quadrant: crop_quadrant_view(img, q),
+            shown=f"theta_crop_quadrant({quadrant!r})",
+            height=8,
+            width=12,
+            mode="nearest",
+            align_corners=False,
+        )
     with reference_ops_blocked():
         check_raises(lambda: fn("centre"), ValueError, fn="theta_crop_quadrant", on="quadrant='centre'")
-    passed("theta_crop_quadrant: 'top-right' and 'bottom-left' of an 8x12 index image, each pixel doubled; "
-           "'centre' raises ValueError")
+    passed(
+        "theta_crop_quadrant: 'top-right' and 'bottom-left' of an 8x12 index image, each pixel doubled; "
+        "'centre' raises ValueError"
+    )
 
 
 def grade_theta_crop_quadrant(fn) -> None:
@@ -245,9 +339,16 @@ def grade_theta_crop_quadrant(fn) -> None:
     for quadrant in QUADRANTS:
         theta = _call(fn, quadrant, name="theta_crop_quadrant")
         for (height, width), dtype in [((6, 10), torch.float64), ((28, 28), torch.float32), ((14, 4), torch.float64)]:
-            _check_view(theta, lambda img, q=quadrant: crop_quadrant_view(img, q),
-                        shown=f"theta_crop_quadrant({quadrant!r})", height=height, width=width, mode="nearest",
-                        align_corners=False, dtype=dtype)
+            _check_view(
+                theta,
+                lambda img, q=quadrant: crop_quadrant_view(img, q),
+                shown=f"theta_crop_quadrant({quadrant!r})",
+                height=height,
+                width=width,
+                mode="nearest",
+                align_corners=False,
+                dtype=dtype,
+            )
     with reference_ops_blocked():
         check_raises(lambda: fn("top"), ValueError, fn="theta_crop_quadrant", on="quadrant='top'")
     print("theta_crop_quadrant: hidden tests passed")

@@ -121,7 +121,9 @@ def _loc_case(fn, in_size, kernels, pool, out_channels, *, hints=True) -> None:
             except NotImplementedError:
                 raise
             except Exception as err:  # noqa: BLE001 - report whatever came instead
-                raise CheckFailed(f"loc_features on {on}: expected ValueError, got {type(err).__name__}: {err}") from None
+                raise CheckFailed(
+                    f"loc_features on {on}: expected ValueError, got {type(err).__name__}: {err}"
+                ) from None
             raise CheckFailed(f"loc_features on {on}: expected ValueError, but it returned {got!r}")
         got = fn(in_size, kernels=kernels, pool=pool, out_channels=out_channels)
     if isinstance(got, torch.Tensor) and got.numel() == 1:
@@ -139,6 +141,7 @@ def _loc_case(fn, in_size, kernels, pool, out_channels, *, hints=True) -> None:
 
 def _loc_hints(got, in_size, kernels, pool, out_channels) -> list:
     """Hints for the usual mistakes: no floor, no shrinking by the kernel, rounding up."""
+
     def walk(shrink: bool, rounding) -> float:
         height, width = float(in_size[0]), float(in_size[1])
         for kernel in kernels:
@@ -215,11 +218,14 @@ def _init_case(fn, layer: nn.Linear, features: torch.Tensor, *, on: str) -> None
             "`.zero_()` / `.copy_(...)`."
         )
     if not (layer.weight.requires_grad and layer.bias.requires_grad):
-        raise CheckFailed(f"{name} on {on}: weight and bias must stay trainable (requires_grad=True); "
-                          "theta is learned from here on")
+        raise CheckFailed(
+            f"{name} on {on}: weight and bias must stay trainable (requires_grad=True); theta is learned from here on"
+        )
     if layer.weight.dtype != expected_theta.dtype or layer.bias.dtype != expected_theta.dtype:
-        raise CheckFailed(f"{name} on {on}: keep the layer's dtype {_dtype_name(expected_theta.dtype)}; got weight "
-                          f"{_dtype_name(layer.weight.dtype)}, bias {_dtype_name(layer.bias.dtype)}")
+        raise CheckFailed(
+            f"{name} on {on}: keep the layer's dtype {_dtype_name(expected_theta.dtype)}; got weight "
+            f"{_dtype_name(layer.weight.dtype)}, bias {_dtype_name(layer.bias.dtype)}"
+        )
     check_close(layer.weight, torch.zeros_like(layer.weight), fn=name, on=on + ", the weight", atol=0.0)
     bias = layer.bias.detach()
     if bias.shape == (6,) and torch.equal(bias.double(), torch.tensor([1.0, 0, 0, 1, 0, 0], dtype=torch.float64)):
@@ -257,8 +263,13 @@ def grade_init_identity(fn) -> None:
     head = nn.Sequential(nn.Linear(20, 8), nn.ReLU(), _random_linear(gen, 8))
     fn(head[-1])
     out = head(torch.randn(3, 20, generator=gen))
-    check_close(out, torch.tensor(IDENTITY_THETA).expand(3, 6), fn="init_identity_",
-                on="the last layer of nn.Sequential(Linear(20, 8), ReLU(), Linear(8, 6))", atol=0.0)
+    check_close(
+        out,
+        torch.tensor(IDENTITY_THETA).expand(3, 6),
+        fn="init_identity_",
+        on="the last layer of nn.Sequential(Linear(20, 8), ReLU(), Linear(8, 6))",
+        atol=0.0,
+    )
     print("init_identity_: hidden tests passed")
 
 
@@ -284,8 +295,10 @@ class _Recorder:
         self.sample_calls.append((input, grid))
         if not isinstance(grid, torch.Tensor) or grid.dim() != 4 or grid.shape[-1] != 2:
             shape = tuple(grid.shape) if isinstance(grid, torch.Tensor) else type(grid).__name__
-            raise CheckFailed(f"stn_forward: grid_sample_fn(input, grid) must get a grid (N, H, W, 2) second; "
-                              f"got {shape} (is the order of the arguments right?)")
+            raise CheckFailed(
+                f"stn_forward: grid_sample_fn(input, grid) must get a grid (N, H, W, 2) second; "
+                f"got {shape} (is the order of the arguments right?)"
+            )
         return _GRID_SAMPLER(input, grid, 0, self.padding, self.align_corners)
 
 
@@ -305,8 +318,9 @@ def _loc_modules(gen: torch.Generator, channels: int, size, hidden: int | None, 
             for p in module.parameters():
                 p.copy_(0.5 * torch.randn(p.shape, generator=gen, dtype=torch.float64))
         last.weight.mul_(0.4)
-        last.bias.copy_(torch.tensor(IDENTITY_THETA, dtype=torch.float64)
-                        + 0.2 * torch.randn(6, generator=gen, dtype=torch.float64))
+        last.bias.copy_(
+            torch.tensor(IDENTITY_THETA, dtype=torch.float64) + 0.2 * torch.randn(6, generator=gen, dtype=torch.float64)
+        )
     return localization.to(dtype), fc_loc.to(dtype)
 
 
@@ -326,21 +340,28 @@ def _call_stn_forward(fn, x, localization, fc_loc, recorder, loc_input, on):
     if not isinstance(result, tuple) or len(result) != 2:
         raise CheckFailed(f"stn_forward on {on}: return a pair (warped, theta); got {type(result).__name__}")
     if len(recorder.grid_calls) != 1 or len(recorder.sample_calls) != 1:
-        raise CheckFailed(f"stn_forward on {on}: call affine_grid_fn and grid_sample_fn once each; they were "
-                          f"called {len(recorder.grid_calls)} and {len(recorder.sample_calls)} times")
+        raise CheckFailed(
+            f"stn_forward on {on}: call affine_grid_fn and grid_sample_fn once each; they were "
+            f"called {len(recorder.grid_calls)} and {len(recorder.sample_calls)} times"
+        )
     size = recorder.grid_calls[0][1]
     if size != tuple(x.shape):
-        raise CheckFailed(f"stn_forward on {on}: affine_grid_fn must get size=x.shape={tuple(x.shape)} "
-                          f"(N, C, H, W: the output has the input's size); got {size}")
+        raise CheckFailed(
+            f"stn_forward on {on}: affine_grid_fn must get size=x.shape={tuple(x.shape)} "
+            f"(N, C, H, W: the output has the input's size); got {size}"
+        )
     if recorder.sample_calls[0][0] is not x:
         what = "loc_input" if recorder.sample_calls[0][0] is loc_input else "another tensor"
-        raise CheckFailed(f"stn_forward on {on}: the sampler must warp x itself, but it got {what}. "
-                          "loc_input only feeds the localisation network.")
+        raise CheckFailed(
+            f"stn_forward on {on}: the sampler must warp x itself, but it got {what}. "
+            "loc_input only feeds the localisation network."
+        )
     return result
 
 
-def _forward_case(fn, x, localization, fc_loc, *, loc_input=None, align_corners=False, padding_mode="zeros",
-                  on: str, atol: float) -> None:
+def _forward_case(
+    fn, x, localization, fc_loc, *, loc_input=None, align_corners=False, padding_mode="zeros", on: str, atol: float
+) -> None:
     with torch.no_grad():
         expected, expected_theta = _oracle(x, loc_input, localization, fc_loc, align_corners, padding_mode)
         recorder = _Recorder(align_corners, padding_mode)
@@ -352,8 +373,11 @@ def _forward_case(fn, x, localization, fc_loc, *, loc_input=None, align_corners=
             mistakes.append("the 6 numbers of fc_loc are theta row by row: .view(-1, 2, 3), not a transpose")
     if loc_input is not None:
         _, own_theta = _oracle(x, None, localization, fc_loc, align_corners, padding_mode)
-        if isinstance(theta, torch.Tensor) and theta.shape == own_theta.shape and torch.allclose(
-                theta.double(), own_theta.double(), atol=atol):
+        if (
+            isinstance(theta, torch.Tensor)
+            and theta.shape == own_theta.shape
+            and torch.allclose(theta.double(), own_theta.double(), atol=atol)
+        ):
             mistakes.append("theta must come from loc_input when it is given (the localisation network's input)")
     try:
         check_close(theta, expected_theta, fn="stn_forward", on=on + ", theta", atol=atol)
@@ -392,8 +416,17 @@ def grade_stn_forward(fn) -> None:
         on = f"x {tuple(x.shape)} {_dtype_name(dtype)}, align_corners={align_corners}, padding_mode={padding!r}"
         _forward_case(fn, x, localization, fc_loc, align_corners=align_corners, padding_mode=padding, on=on, atol=atol)
         loc_input = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(dtype)
-        _forward_case(fn, x, localization, fc_loc, loc_input=loc_input, align_corners=align_corners,
-                      padding_mode=padding, on=on + ", with loc_input", atol=atol)
+        _forward_case(
+            fn,
+            x,
+            localization,
+            fc_loc,
+            loc_input=loc_input,
+            align_corners=align_corners,
+            padding_mode=padding,
+            on=on + ", with loc_input",
+            atol=atol,
+        )
     print("stn_forward: hidden tests passed")
 
 
@@ -415,16 +448,20 @@ def _gradient_case(fn, x, localization, fc_loc, *, loc_input=None, align_corners
     recorder = _Recorder(align_corners)
     warped, _ = _call_stn_forward(fn, x_in, localization, fc_loc, recorder, loc_input, on)
     if not isinstance(warped, torch.Tensor) or not warped.requires_grad:
-        raise CheckFailed(f"stn_forward on {on}: the warped image carries no gradient (requires_grad=False); "
-                          "do not detach theta or use torch.no_grad(): theta is learned through the sampler")
+        raise CheckFailed(
+            f"stn_forward on {on}: the warped image carries no gradient (requires_grad=False); "
+            "do not detach theta or use torch.no_grad(): theta is learned through the sampler"
+        )
     (warped * weights).sum().backward()
     got = {f"localization.{k}": p.grad for k, p in localization.named_parameters()}
     got.update({f"fc_loc.{k}": p.grad for k, p in fc_loc.named_parameters()})
     got["x"] = x_in.grad
     for name, grad in expected.items():
         if got[name] is None:
-            raise CheckFailed(f"stn_forward on {on}: no gradient reaches {name}; the loss must flow from the warped "
-                              "image through the sampler and theta back into the localisation network")
+            raise CheckFailed(
+                f"stn_forward on {on}: no gradient reaches {name}; the loss must flow from the warped "
+                "image through the sampler and theta back into the localisation network"
+            )
         check_close(got[name], grad, fn="stn_forward", on=f"{on}, d(loss)/d({name})", atol=atol, rtol=1e-4)
 
 
@@ -482,12 +519,15 @@ def _params_case(fn, theta: torch.Tensor, expected: torch.Tensor, *, on: str, at
     hints = []
     if isinstance(got, torch.Tensor) and got.shape == expected.shape:
         g = got.detach().double()
-        if torch.allclose(g[:, 0], -expected[:, 0], atol=atol) and not torch.allclose(g[:, 0], expected[:, 0], atol=atol):
+        if torch.allclose(g[:, 0], -expected[:, 0], atol=atol) and not torch.allclose(
+            g[:, 0], expected[:, 0], atol=atol
+        ):
             hints.append("the angle has the wrong sign: with R = [[cos, -sin], [sin, cos]], sin sits at theta[:, 1, 0]")
         if torch.allclose(g[:, 0], expected[:, 0] * math.pi / 180, atol=atol):
             hints.append("return the angle in degrees (torch.rad2deg)")
         if torch.allclose(g[:, 1], expected[:, 1] ** 2, atol=atol) and not torch.allclose(
-                g[:, 1], expected[:, 1], atol=atol):
+            g[:, 1], expected[:, 1], atol=atol
+        ):
             hints.append("the determinant is scale squared; take its square root")
         wrapped = (expected[:, 0] + 90) % 180 - 90
         if torch.allclose(g[:, 0], wrapped, atol=atol) and not torch.allclose(g[:, 0], expected[:, 0], atol=atol):
@@ -505,8 +545,9 @@ def check_theta_to_params(fn) -> None:
     tx, ty = [0.1, -0.3, 0.0, 0.25, -0.5], [-0.2, 0.05, 0.4, 0.0, 0.3]
     theta = _similarity_theta(angles, scales, tx, ty, torch.float32)
     expected = torch.tensor([angles, scales, tx, ty], dtype=torch.float64).T
-    _params_case(fn, theta, expected, on="5 thetas [s R(angle) | t] with angles 30, -60, 120, -150, 0 (float32)",
-                 atol=1e-4)
+    _params_case(
+        fn, theta, expected, on="5 thetas [s R(angle) | t] with angles 30, -60, 120, -150, 0 (float32)", atol=1e-4
+    )
     passed("theta_to_params: angle (degrees, with atan2), scale = sqrt(det) and (tx, ty) of rotation-scale thetas")
 
 
@@ -526,8 +567,9 @@ def grade_theta_to_params(fn) -> None:
     stretch = torch.eye(2, dtype=torch.float64) + 0.3 * torch.randn(n, 2, 2, generator=gen, dtype=torch.float64)
     stretch = torch.where(torch.linalg.det(stretch)[:, None, None] > 0, stretch, stretch.flip(-2))
     sheared[:, :, :2] = sheared[:, :, :2] @ stretch
-    _params_case(fn, sheared, _polar_params(sheared), on=f"{n} random sheared and stretched thetas (float64)",
-                 atol=1e-9)
+    _params_case(
+        fn, sheared, _polar_params(sheared), on=f"{n} random sheared and stretched thetas (float64)", atol=1e-9
+    )
     print("theta_to_params: hidden tests passed")
 
 
@@ -557,7 +599,8 @@ def _similarity_hints(got: torch.Tensor, params: torch.Tensor, expected: torch.T
     if torch.allclose(g[:, :, :2], expected[:, :, :2].transpose(1, 2), atol=atol):
         hints.append("the minus sign sits on the top row: [[s cos a, -s sin a, tx], [s sin a, s cos a, ty]]")
     if torch.allclose(g[:, :, 2], expected[:, :, 2] * p[:, 1:2], atol=atol) and not torch.allclose(
-            g[:, :, 2], expected[:, :, 2], atol=atol):
+        g[:, :, 2], expected[:, :, 2], atol=atol
+    ):
         hints.append("the shift is not scaled: tx and ty go into the last column as they are")
     if torch.allclose(g.flatten(1), expected.transpose(1, 2).flatten(1), atol=atol):
         hints.append("fill theta row by row: stack the rows along dim 1, each row (3 entries) along the last dim")
@@ -568,11 +611,15 @@ def _similarity_case(fn, params: torch.Tensor, *, on: str, atol: float) -> None:
     expected = _similarity_oracle(params)
     got = call_learner(fn, params.clone(), name="similarity_theta", on=on)
     if not isinstance(got, torch.Tensor):
-        raise CheckFailed(f"similarity_theta on {on}: expected a tensor of shape {tuple(expected.shape)}, got {type(got).__name__}")
+        raise CheckFailed(
+            f"similarity_theta on {on}: expected a tensor of shape {tuple(expected.shape)}, got {type(got).__name__}"
+        )
     if got.dtype != params.dtype:
-        raise CheckFailed(f"similarity_theta on {on}: expected dtype {_dtype_name(params.dtype)} (that of params), "
-                          f"got {_dtype_name(got.dtype)}\n  Hint: build theta from params' own entries (torch.stack), "
-                          "not with torch.tensor(...)")
+        raise CheckFailed(
+            f"similarity_theta on {on}: expected dtype {_dtype_name(params.dtype)} (that of params), "
+            f"got {_dtype_name(got.dtype)}\n  Hint: build theta from params' own entries (torch.stack), "
+            "not with torch.tensor(...)"
+        )
     try:
         check_close(got, expected, fn="similarity_theta", on=on, atol=atol)
     except CheckFailed as err:
@@ -585,8 +632,13 @@ def _similarity_gradient_case(fn, params: torch.Tensor, *, on: str, atol: float)
     weights = torch.linspace(-1.0, 1.0, 6, dtype=params.dtype).view(1, 2, 3)
     oracle_params = params.detach().double().requires_grad_(True)
     a, s, tx, ty = oracle_params.unbind(1)
-    oracle = torch.stack([torch.stack([s * torch.cos(a), -s * torch.sin(a), tx], 1),
-                          torch.stack([s * torch.sin(a), s * torch.cos(a), ty], 1)], 1)
+    oracle = torch.stack(
+        [
+            torch.stack([s * torch.cos(a), -s * torch.sin(a), tx], 1),
+            torch.stack([s * torch.sin(a), s * torch.cos(a), ty], 1),
+        ],
+        1,
+    )
     (oracle * weights.double()).sum().backward()
     learner_params = params.detach().clone().requires_grad_(True)
     got = call_learner(fn, learner_params, name="similarity_theta", on=on)
@@ -599,8 +651,13 @@ def _similarity_gradient_case(fn, params: torch.Tensor, *, on: str, atol: float)
     (got * weights).sum().backward()
     if learner_params.grad is None:
         raise CheckFailed(f"similarity_theta on {on}: no gradient reached params")
-    check_close(learner_params.grad, oracle_params.grad, fn="similarity_theta",
-                on=f"{on}: d(sum of weights * theta) / d params", atol=atol)
+    check_close(
+        learner_params.grad,
+        oracle_params.grad,
+        fn="similarity_theta",
+        on=f"{on}: d(sum of weights * theta) / d params",
+        atol=atol,
+    )
 
 
 def check_similarity_theta(fn) -> None:
@@ -608,8 +665,9 @@ def check_similarity_theta(fn) -> None:
     identity = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
     _similarity_case(fn, identity, on="params [[0, 1, 0, 0]] (the identity)", atol=1e-6)
     batch = torch.tensor([[math.pi / 2, 1.0, 0.0, 0.0], [math.pi / 6, 0.5, 0.2, -0.4], [-2.0, 1.5, -0.3, 0.1]])
-    _similarity_case(fn, batch, on="3 params: a quarter turn, (30 deg, s 0.5, shift (0.2, -0.4)), (-2 rad, s 1.5)",
-                     atol=1e-5)
+    _similarity_case(
+        fn, batch, on="3 params: a quarter turn, (30 deg, s 0.5, shift (0.2, -0.4)), (-2 rad, s 1.5)", atol=1e-5
+    )
     _similarity_gradient_case(fn, batch, on="the same 3 params (float32)", atol=1e-4)
     passed("similarity_theta: [[s cos a, -s sin a, tx], [s sin a, s cos a, ty]] for a batch, with gradients")
 
@@ -619,12 +677,15 @@ def grade_similarity_theta(fn) -> None:
     gen = torch.Generator().manual_seed(5505)
     for dtype, atol in ((torch.float64, 1e-10), (torch.float32, 1e-5)):
         n = 9
-        params = torch.stack([
-            (torch.rand(n, generator=gen, dtype=torch.float64) - 0.5) * 4 * math.pi,
-            0.2 + 2 * torch.rand(n, generator=gen, dtype=torch.float64),
-            torch.randn(n, generator=gen, dtype=torch.float64),
-            torch.randn(n, generator=gen, dtype=torch.float64),
-        ], 1).to(dtype)
+        params = torch.stack(
+            [
+                (torch.rand(n, generator=gen, dtype=torch.float64) - 0.5) * 4 * math.pi,
+                0.2 + 2 * torch.rand(n, generator=gen, dtype=torch.float64),
+                torch.randn(n, generator=gen, dtype=torch.float64),
+                torch.randn(n, generator=gen, dtype=torch.float64),
+            ],
+            1,
+        ).to(dtype)
         _similarity_case(fn, params, on=f"{n} random params ({_dtype_name(dtype)})", atol=atol)
     _similarity_gradient_case(fn, params.double(), on=f"{n} random params (float64)", atol=1e-10)
     print("similarity_theta: hidden tests passed")

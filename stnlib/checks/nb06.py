@@ -132,8 +132,9 @@ def _compare_per_class(fn, logits, labels, num_classes, on: str) -> None:
     if not isinstance(got, torch.Tensor):
         raise CheckFailed(f"{name} on {on}: expected a torch.Tensor, got {type(got).__name__}")
     if tuple(got.shape) != (num_classes,):
-        raise CheckFailed(f"{name} on {on}: expected shape ({num_classes},), one error rate per class, "
-                          f"got shape {tuple(got.shape)}")
+        raise CheckFailed(
+            f"{name} on {on}: expected shape ({num_classes},), one error rate per class, got shape {tuple(got.shape)}"
+        )
     if not got.is_floating_point():
         raise CheckFailed(f"{name} on {on}: expected a floating-point tensor, got {got.dtype}")
     got_d = got.detach().double()
@@ -150,11 +151,17 @@ def _compare_per_class(fn, logits, labels, num_classes, on: str) -> None:
 def check_per_class_error(fn) -> None:
     """Visible check of ``per_class_error``: a hand-sized case, then 40 samples of 4 classes, one absent."""
     # predictions 0, 1, 1, 1, 2, 2 for labels 0, 0, 1, 1, 1, 2: samples 1 and 4 are wrong
-    logits = torch.tensor([[3.0, 1.0, 0.0], [0.5, 2.0, 0.0], [0.1, 0.9, 0.2], [0.0, 4.0, 1.0], [1.0, 0.0, 2.0],
-                           [0.0, 1.0, 3.0]])
+    logits = torch.tensor(
+        [[3.0, 1.0, 0.0], [0.5, 2.0, 0.0], [0.1, 0.9, 0.2], [0.0, 4.0, 1.0], [1.0, 0.0, 2.0], [0.0, 1.0, 3.0]]
+    )
     labels = torch.tensor([0, 0, 1, 1, 1, 2])
-    _compare_per_class(fn, logits, labels, 3,
-                       "6 samples of 3 classes: class 0 has 1 of 2 wrong, class 1 has 1 of 3, class 2 has 0 of 1")
+    _compare_per_class(
+        fn,
+        logits,
+        labels,
+        3,
+        "6 samples of 3 classes: class 0 has 1 of 2 wrong, class 1 has 1 of 3, class 2 has 0 of 1",
+    )
     gen = torch.Generator().manual_seed(601)
     labels = torch.tensor([0, 1, 2] * 13 + [1])  # class 3 has no sample; classes have 13, 14, 13, 0
     logits = torch.randn(40, 4, generator=gen)
@@ -166,13 +173,17 @@ def check_per_class_error(fn) -> None:
 def grade_per_class_error(fn) -> None:
     """Hidden tests of ``per_class_error``: random batches, float64, unbalanced classes, extra absent classes."""
     gen = torch.Generator().manual_seed(602)
-    for n, classes, num_classes, dtype in [(200, 10, 10, torch.float32), (57, 5, 7, torch.float64),
-                                            (3, 3, 3, torch.float32)]:
+    for n, classes, num_classes, dtype in [
+        (200, 10, 10, torch.float32),
+        (57, 5, 7, torch.float64),
+        (3, 3, 3, torch.float32),
+    ]:
         labels = torch.randint(0, classes, (n,), generator=gen)
         logits = torch.randn(n, num_classes, generator=gen, dtype=torch.float64).to(dtype)
         logits[torch.arange(n), labels] += 0.8
-        _compare_per_class(fn, logits, labels, num_classes,
-                           f"{n} random samples of {classes} of {num_classes} classes, {dtype}")
+        _compare_per_class(
+            fn, logits, labels, num_classes, f"{n} random samples of {classes} of {num_classes} classes, {dtype}"
+        )
     print("per_class_error: hidden tests passed")
 
 
@@ -183,8 +194,10 @@ def _compare_rotation(fn, theta: torch.Tensor, expected: torch.Tensor, on: str, 
     mistakes = [
         (torch.deg2rad(expected), "return degrees, not radians (torch.rad2deg)"),
         (-expected, "the sign is flipped: the sine is a10 - a01 (row 1, column 0 minus row 0, column 1)"),
-        (torch.remainder(expected + 90.0, 180.0) - 90.0,
-         "torch.atan of a ratio only covers (-90, 90) degrees: use torch.atan2(sine, cosine)"),
+        (
+            torch.remainder(expected + 90.0, 180.0) - 90.0,
+            "torch.atan of a ratio only covers (-90, 90) degrees: use torch.atan2(sine, cosine)",
+        ),
     ]
     check_close(got, expected, fn="rotation_from_theta", on=on, atol=atol, mistakes=mistakes)
 
@@ -200,10 +213,16 @@ def check_rotation_from_theta(fn) -> None:
     shifts = torch.tensor([[0.0, 0.0], [0.3, -0.2], [-1.0, 0.5], [0.7, 0.7], [0.2, 0.4]], dtype=torch.float64)
     theta = _similarities(angles, scales, shifts).float()
     _compare_rotation(fn, theta[:1], angles[:1], "theta = R(30 deg) (a batch of 1), float32", 1e-4)
-    _compare_rotation(fn, theta, angles,
-                      "5 thetas s * R(angle) plus a shift, angles (30, -60, 120, -150, 0), scales (1, 0.5, 2, 1.3, 0.8)",
-                      1e-4)
-    passed("rotation_from_theta reads the angle of s * R(angle) in degrees, in every quadrant, whatever s and the shift")
+    _compare_rotation(
+        fn,
+        theta,
+        angles,
+        "5 thetas s * R(angle) plus a shift, angles (30, -60, 120, -150, 0), scales (1, 0.5, 2, 1.3, 0.8)",
+        1e-4,
+    )
+    passed(
+        "rotation_from_theta reads the angle of s * R(angle) in degrees, in every quadrant, whatever s and the shift"
+    )
 
 
 def grade_rotation_from_theta(fn) -> None:
@@ -214,8 +233,9 @@ def grade_rotation_from_theta(fn) -> None:
         scales = torch.rand(n, generator=gen, dtype=torch.float64) * 2.0 + 0.2
         shifts = torch.randn(n, 2, generator=gen, dtype=torch.float64)
         theta = _similarities(angles, scales, shifts).to(dtype)
-        _compare_rotation(fn, theta, angles, f"{n} random scaled rotations, {dtype}",
-                          1e-3 if dtype == torch.float32 else 1e-9)
+        _compare_rotation(
+            fn, theta, angles, f"{n} random scaled rotations, {dtype}", 1e-3 if dtype == torch.float32 else 1e-9
+        )
     print("rotation_from_theta: hidden tests passed")
 
 
@@ -237,12 +257,22 @@ def _sheared(gen, n: int) -> torch.Tensor:
 
 def check_rotation_from_theta_sheared(fn) -> None:
     """Visible check of ``rotation_from_theta`` on sheared and stretched thetas: the closest rotation."""
-    theta = torch.tensor([[[1.0, 0.5, 0.0], [0.0, 1.0, 0.0]],   # a pure shear: closest rotation -14.04 degrees
-                          [[2.0, 0.0, 0.1], [0.0, 0.5, 0.2]],   # a stretch: no rotation
-                          [[0.8, -0.9, 0.0], [0.6, 0.7, -0.3]]], dtype=torch.float64)
-    _compare_rotation(fn, theta, _closest_rotation_deg(theta),
-                      "3 thetas: shear [[1, 0.5], [0, 1]], stretch diag(2, 0.5), and [[0.8, -0.9], [0.6, 0.7]], "
-                      "float64 (the angle of the closest rotation, not atan2(a10, a00))", 1e-6)
+    theta = torch.tensor(
+        [
+            [[1.0, 0.5, 0.0], [0.0, 1.0, 0.0]],  # a pure shear: closest rotation -14.04 degrees
+            [[2.0, 0.0, 0.1], [0.0, 0.5, 0.2]],  # a stretch: no rotation
+            [[0.8, -0.9, 0.0], [0.6, 0.7, -0.3]],
+        ],
+        dtype=torch.float64,
+    )
+    _compare_rotation(
+        fn,
+        theta,
+        _closest_rotation_deg(theta),
+        "3 thetas: shear [[1, 0.5], [0, 1]], stretch diag(2, 0.5), and [[0.8, -0.9], [0.6, 0.7]], "
+        "float64 (the angle of the closest rotation, not atan2(a10, a00))",
+        1e-6,
+    )
     passed("rotation_from_theta gives the angle of the rotation closest to a sheared or stretched 2x2 part")
 
 
@@ -251,7 +281,9 @@ def grade_rotation_from_theta_sheared(fn) -> None:
     gen = torch.Generator().manual_seed(604)
     for n, dtype, atol in [(13, torch.float64, 1e-7), (11, torch.float32, 2e-3)]:
         theta = _sheared(gen, n)
-        _compare_rotation(fn, theta.to(dtype), _closest_rotation_deg(theta), f"{n} random sheared thetas, {dtype}", atol)
+        _compare_rotation(
+            fn, theta.to(dtype), _closest_rotation_deg(theta), f"{n} random sheared thetas, {dtype}", atol
+        )
     print("rotation_from_theta (sheared): hidden tests passed")
 
 
@@ -284,15 +316,27 @@ def check_residual_transform(fn) -> None:
     rot = _theta(0.8 * _rotation_2x2(angle), torch.tensor([[0.2, -0.1]], dtype=torch.float64)).float()
     undo = _theta(_rotation_2x2(-angle) / 0.8, torch.zeros(1, 2, dtype=torch.float64)).float()
     undo[:, :, 2] = -(undo[:, :, :2] @ rot[:, :, 2:]).squeeze(-1)  # the exact inverse of rot
-    _compare_residual(fn, undo, rot, "theta_true = 0.8 R(30 deg) + shift (0.2, -0.1) and theta_learned = its inverse "
-                      "(the residual should be the identity)", 1e-5)
-    theta_true = torch.tensor([[[1.5, 0.0, 0.3], [0.0, 1.5, -0.2]],
-                               [[0.0, -1.0, 0.0], [1.0, 0.0, 0.5]]])
-    theta_learned = torch.tensor([[[0.6, 0.0, 0.1], [0.0, 0.6, 0.0]],
-                                  [[1.0, 0.2, -0.4], [0.0, 1.0, 0.0]]])
-    _compare_residual(fn, theta_learned, theta_true, "a batch of 2: (zoom 1.5 + shift) after (zoom 0.6 + shift), and "
-                      "(R(90) + shift) after (shear + shift); the order matters", 1e-5)
-    passed("residual_transform maps p to theta_true(theta_learned(p)): the STN's output coordinates to the clean digit's")
+    _compare_residual(
+        fn,
+        undo,
+        rot,
+        "theta_true = 0.8 R(30 deg) + shift (0.2, -0.1) and theta_learned = its inverse "
+        "(the residual should be the identity)",
+        1e-5,
+    )
+    theta_true = torch.tensor([[[1.5, 0.0, 0.3], [0.0, 1.5, -0.2]], [[0.0, -1.0, 0.0], [1.0, 0.0, 0.5]]])
+    theta_learned = torch.tensor([[[0.6, 0.0, 0.1], [0.0, 0.6, 0.0]], [[1.0, 0.2, -0.4], [0.0, 1.0, 0.0]]])
+    _compare_residual(
+        fn,
+        theta_learned,
+        theta_true,
+        "a batch of 2: (zoom 1.5 + shift) after (zoom 0.6 + shift), and "
+        "(R(90) + shift) after (shear + shift); the order matters",
+        1e-5,
+    )
+    passed(
+        "residual_transform maps p to theta_true(theta_learned(p)): the STN's output coordinates to the clean digit's"
+    )
 
 
 def grade_residual_transform(fn) -> None:
@@ -327,8 +371,13 @@ def check_angle_difference_deg(fn) -> None:
     a = torch.tensor([10.0, 170.0, -170.0, 90.0, 400.0, -30.0])
     b = torch.tensor([-20.0, -170.0, 170.0, -80.0, 0.0, 330.0])
     _compare_difference(fn, a[:1], b[:1], "a = 10, b = -20 (expected 30)", 1e-4)
-    _compare_difference(fn, a, b, "a = (10, 170, -170, 90, 400, -30), b = (-20, -170, 170, -80, 0, 330): "
-                        "170 - (-170) is -20 degrees, not 340", 1e-4)
+    _compare_difference(
+        fn,
+        a,
+        b,
+        "a = (10, 170, -170, 90, 400, -30), b = (-20, -170, 170, -80, 0, 330): 170 - (-170) is -20 degrees, not 340",
+        1e-4,
+    )
     passed("angle_difference_deg wraps a - b into [-180, 180)")
 
 
@@ -337,7 +386,7 @@ def grade_angle_difference_deg(fn) -> None:
     gen = torch.Generator().manual_seed(606)
     a = torch.rand(50, generator=gen, dtype=torch.float64) * 2000.0 - 1000.0
     b = torch.rand(50, generator=gen, dtype=torch.float64) * 2000.0 - 1000.0
-    keep = (_difference_oracle(a, b).abs() < 179.9)  # away from the +-180 seam, where either end is right
+    keep = _difference_oracle(a, b).abs() < 179.9  # away from the +-180 seam, where either end is right
     _compare_difference(fn, a[keep], b[keep], f"{int(keep.sum())} random angles in [-1000, 1000), float64", 1e-9)
     a32 = torch.rand(4, 3, generator=gen) * 720.0 - 360.0
     b32 = torch.rand(3, generator=gen) * 720.0 - 360.0
