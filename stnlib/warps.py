@@ -12,18 +12,22 @@ Convention (the same as ``stnlib.sampling``):
     - ``align_corners`` places the normalised -1/+1 as in ``torch.nn.functional.affine_grid``.
 
 These functions are plain tensor arithmetic (differentiable, usable in a model) and do not call
-``stnlib.sampling``, so they keep working while the course's reference functions are blocked.
+``stnlib.sampling``. The grid generators are marked ``@reference`` (:mod:`stnlib.blocking`): they
+compute what notebook 02's exercises ask for (``projective_grid`` with a last row (0, 0, 1) is
+``affine_grid``), so they are switched off while an exercise is checked.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .blocking import reference
 from .validation import check_floating, check_shape, check_size
 
 __all__ = ["base_grid", "projective_grid", "homography_from_points", "tps_control_points", "tps_grid"]
 
 
+@reference
 def base_grid(size, *, align_corners: bool, dtype=None, device=None) -> torch.Tensor:
     """The homogeneous normalised coordinates (x_t, y_t, 1) of every output pixel centre.
 
@@ -59,6 +63,7 @@ def base_grid(size, *, align_corners: bool, dtype=None, device=None) -> torch.Te
     )
 
 
+@reference
 def projective_grid(homography: torch.Tensor, size, align_corners: bool = False, eps: float = 1e-6) -> torch.Tensor:
     """Sampling grid for a batch of homographies: ``affine_grid`` generalised to 3x3 matrices.
 
@@ -142,6 +147,7 @@ def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
     return torch.where(r2 > 0, r2 * torch.log(r2.clamp_min(1e-12)), torch.zeros_like(r2))
 
 
+@reference
 def tps_grid(offsets: torch.Tensor, control_xy: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
     """Sampling grid of a thin-plate spline: control point k of the output reads the input at
     ``control_xy[k] + offsets[:, k]``, and every other point follows the smoothest interpolation.

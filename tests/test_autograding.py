@@ -77,11 +77,13 @@ DELEGATES: dict[str, str] = {
         "move = geometry.translation_matrix(float(dx_pix), float(dy_pix))\n"
         "return geometry.theta_from_pixel_transform(move, src_size=size, align_corners=align_corners)"
     ),
-    "nb02_base_grid": (
-        "g = F.affine_grid(torch.eye(2, 3)[None], (1, 1, height, width), align_corners=align_corners)[0]\n"
-        "return torch.cat([g, torch.ones_like(g[..., :1])], dim=-1)"
+    # stnlib.warps computes what base_grid and affine_grid_by_hand ask for (a homography with a last row 0, 0, 1)
+    "nb02_base_grid": "from stnlib import warps\nreturn warps.base_grid((height, width), align_corners=align_corners)",
+    "nb02_affine_grid_by_hand": (
+        "from stnlib import warps\n"
+        "last = torch.tensor([0.0, 0.0, 1.0], dtype=theta.dtype).expand(theta.shape[0], 1, 3)\n"
+        "return warps.projective_grid(torch.cat([theta, last], 1), size, align_corners=align_corners)"
     ),
-    "nb02_affine_grid_by_hand": "return F.affine_grid(theta, size, align_corners=align_corners)",
     # 04: stnlib.geometry builds the thetas
     "nb04_theta_mirror": "from stnlib import geometry\nreturn geometry.compose_theta(scale_x=-1.0)",
     "nb04_theta_rotate_90": "from stnlib import geometry\nreturn geometry.compose_theta(rotation_deg=-90.0)",
@@ -90,8 +92,16 @@ DELEGATES: dict[str, str] = {
     # 03: torch's grid_sample (and its autograd), stnlib.sampling
     "nb03_nearest_one": _TO_NORM_TRUE
     + "return F.grid_sample(image[None, None], g, mode='nearest', align_corners=True)[0, 0, 0, 0]",
-    "nb03_bilinear_one": _TO_NORM_TRUE + "return F.grid_sample(image[None, None], g, align_corners=True)[0, 0, 0, 0]",
-    "nb03_bilinear_sample": "return F.grid_sample(input, grid, align_corners=align_corners)",
+    # another library that samples images: torchvision's RoI align, a zero-sized box at the point
+    # (on the image padded with one row and column of zeros, since RoI align clamps to the border)
+    "nb03_bilinear_one": (
+        "from torchvision.ops import roi_align\n"
+        "padded = F.pad(image, (1, 1, 1, 1))[None, None]\n"
+        "box = torch.tensor([[0.0, x_pix + 1.5, y_pix + 1.5, x_pix + 1.5, y_pix + 1.5]], dtype=image.dtype)\n"
+        "return roi_align(padded, box, output_size=1, sampling_ratio=1, aligned=True)[0, 0, 0, 0]"
+    ),
+    # torch's operator namespace reaches the sampler kernel under another name
+    "nb03_bilinear_sample": "return torch.ops.aten.grid_sampler_2d(input, grid, 0, 0, align_corners)",
     "nb03_pad_coords": (
         "from stnlib import sampling\nreturn sampling.apply_padding(coord_pix, size, padding_mode, align_corners)"
     ),

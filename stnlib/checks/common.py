@@ -9,11 +9,14 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .. import blocking
 from ..config import grading
 
 __all__ = [
+    "GUARDED_KERNELS",
+    "allow_reference_kernels",
     "CheckFailed",
     "call_learner",
     "check_close",
@@ -120,6 +123,54 @@ def _refuse(name: str, *args, **kwargs):
     )
 
 
+#: The kernels that compute a sampling grid or sample an image. While an exercise is checked no call
+#: may reach them, whatever Python name led there (F.grid_sample, torch.ops.aten..., torchvision).
+GUARDED_KERNELS = frozenset({
+    "aten::affine_grid_generator",
+    "aten::grid_sampler",
+    "aten::grid_sampler_2d",
+    "aten::grid_sampler_3d",
+    "aten::_grid_sampler_2d_cpu_fallback",
+    "aten::cudnn_grid_sampler",
+    # other libraries' samplers: torchvision's RoI align samples bilinearly at any point, deformable
+    # convolution too, and interpolation resamples a whole image
+    "torchvision::roi_align",
+    "torchvision::ps_roi_align",
+    "torchvision::deform_conv2d",
+    "aten::upsample_bilinear2d",
+    "aten::_upsample_bilinear2d_aa",
+    "aten::upsample_bicubic2d",
+    "aten::upsample_nearest2d",
+    "aten::_upsample_nearest_exact2d",
+})
+_kernels_allowed = 0  # > 0 inside allow_reference_kernels(): the checks' own calls
+
+
+class _NoReferenceKernels(TorchDispatchMode):
+    """Sees every ATen op that runs (after autograd) and refuses the :data:`GUARDED_KERNELS`."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func._schema.name
+        if name in GUARDED_KERNELS and not _kernels_allowed:
+            raise RuntimeError(
+                f"torch's kernel {name} is not available while this exercise is graded (it was reached through "
+                "some library call): write it with tensor operations (the point of the exercise is to build it "
+                "by hand)"
+            )
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def allow_reference_kernels():
+    """Let the checks' own helpers (e.g. the samplers handed to a learner's function) reach the guarded kernels."""
+    global _kernels_allowed
+    _kernels_allowed += 1
+    try:
+        yield
+    finally:
+        _kernels_allowed -= 1
+
+
 @contextlib.contextmanager
 def reference_ops_blocked():
     """Make torch's ``affine_grid`` / ``grid_sample`` and stnlib's reference functions raise inside the block.
@@ -130,7 +181,11 @@ def reference_ops_blocked():
     ``grid_sample``, the low-level ``torch.affine_grid_generator`` / ``torch.grid_sampler*``
     that those call (so an alias taken with ``from torch.nn.functional import grid_sample``
     fails too), and switches off every stnlib function marked ``@reference`` (all of
-    ``stnlib.geometry`` and ``stnlib.sampling``; see :mod:`stnlib.blocking`).
+    ``stnlib.geometry`` and ``stnlib.sampling``, the grids of ``stnlib.warps``, the reference
+    copies in ``stnlib.checks``; see :mod:`stnlib.blocking`). Patching names cannot be complete
+    (``torch.ops.aten.grid_sampler_2d``, torchvision's ``rotate``, ...), so underneath it a
+    ``TorchDispatchMode`` refuses the ATen kernels themselves (:data:`GUARDED_KERNELS`), by
+    whatever route they are reached.
     """
     targets = {
         (F, "affine_grid"): "torch.nn.functional.affine_grid",
@@ -142,6 +197,7 @@ def reference_ops_blocked():
     with contextlib.ExitStack() as stack:
         for (owner, attr), name in targets.items():
             stack.enter_context(mock.patch.object(owner, attr, functools.partial(_refuse, name)))
+        stack.enter_context(_NoReferenceKernels())
         previous = blocking.set_blocked("exercises are checked without stnlib's reference functions: write it by hand")
         try:
             yield

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import CheckFailed, call_learner, check_close, passed, reference_ops_blocked
+from .common import CheckFailed, allow_reference_kernels, call_learner, check_close, passed, reference_ops_blocked
 
 __all__ = [
     "IDENTITY_THETA",
@@ -289,7 +289,8 @@ class _Recorder:
             raise CheckFailed(f"stn_forward: affine_grid_fn must get theta of shape (N, 2, 3); got {shape}")
         if len(size) != 4:
             raise CheckFailed(f"stn_forward: affine_grid_fn must get the size (N, C, H, W) of x; got {tuple(size)}")
-        return _AFFINE_GRID_GENERATOR(theta, [int(s) for s in size], self.align_corners)
+        with allow_reference_kernels():
+            return _AFFINE_GRID_GENERATOR(theta, [int(s) for s in size], self.align_corners)
 
     def grid_sample(self, input, grid):
         self.sample_calls.append((input, grid))
@@ -299,7 +300,8 @@ class _Recorder:
                 f"stn_forward: grid_sample_fn(input, grid) must get a grid (N, H, W, 2) second; "
                 f"got {shape} (is the order of the arguments right?)"
             )
-        return _GRID_SAMPLER(input, grid, 0, self.padding, self.align_corners)
+        with allow_reference_kernels():
+            return _GRID_SAMPLER(input, grid, 0, self.padding, self.align_corners)
 
 
 def _loc_modules(gen: torch.Generator, channels: int, size, hidden: int | None, dtype) -> tuple[nn.Module, nn.Module]:
