@@ -125,24 +125,26 @@ def _refuse(name: str, *args, **kwargs):
 
 #: The kernels that compute a sampling grid or sample an image. While an exercise is checked no call
 #: may reach them, whatever Python name led there (F.grid_sample, torch.ops.aten..., torchvision).
-GUARDED_KERNELS = frozenset({
-    "aten::affine_grid_generator",
-    "aten::grid_sampler",
-    "aten::grid_sampler_2d",
-    "aten::grid_sampler_3d",
-    "aten::_grid_sampler_2d_cpu_fallback",
-    "aten::cudnn_grid_sampler",
-    # other libraries' samplers: torchvision's RoI align samples bilinearly at any point, deformable
-    # convolution too, and interpolation resamples a whole image
-    "torchvision::roi_align",
-    "torchvision::ps_roi_align",
-    "torchvision::deform_conv2d",
-    "aten::upsample_bilinear2d",
-    "aten::_upsample_bilinear2d_aa",
-    "aten::upsample_bicubic2d",
-    "aten::upsample_nearest2d",
-    "aten::_upsample_nearest_exact2d",
-})
+GUARDED_KERNELS = frozenset(
+    {
+        "aten::affine_grid_generator",
+        "aten::grid_sampler",
+        "aten::grid_sampler_2d",
+        "aten::grid_sampler_3d",
+        "aten::_grid_sampler_2d_cpu_fallback",
+        "aten::cudnn_grid_sampler",
+        # other libraries' samplers: torchvision's RoI align samples bilinearly at any point, deformable
+        # convolution too, and interpolation resamples a whole image
+        "torchvision::roi_align",
+        "torchvision::ps_roi_align",
+        "torchvision::deform_conv2d",
+        "aten::upsample_bilinear2d",
+        "aten::_upsample_bilinear2d_aa",
+        "aten::upsample_bicubic2d",
+        "aten::upsample_nearest2d",
+        "aten::_upsample_nearest_exact2d",
+    }
+)
 _kernels_allowed = 0  # > 0 inside allow_reference_kernels(): the checks' own calls
 
 
