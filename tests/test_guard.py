@@ -3,6 +3,8 @@ a sampler is refused inside it, the checks' own helpers still work, and honest t
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -85,3 +87,25 @@ def test_honest_tensor_code_runs_and_differentiates():
         value = (X.flatten()[x0] * grid[..., 0]).sum()
         value.backward()
     assert theta.grad is not None and torch.isfinite(theta.grad).all()
+
+
+class TestMessages:
+    """check_close previews the row that holds the mismatch, and never prints -0."""
+
+    def test_preview_is_the_mismatching_row(self):
+        expected = torch.zeros(3, 2, 8)
+        got = expected.clone()
+        got[2, 1, 7] = 0.5
+        with pytest.raises(common.CheckFailed) as err:
+            common.check_close(got, expected, fn="f", on="a batch")
+        text = str(err.value)
+        assert "at index (2, 1, 7)" in text
+        assert "expected[2, 1, :] [..., 0, 0, 0, 0, 0, 0]" in text
+        assert "got[2, 1, :]      [..., 0, 0, 0, 0, 0, 0.5]" in text
+
+    def test_negative_zero_prints_as_zero(self):
+        expected = torch.tensor([[1.0, 1.0], [-0.0, 2.0]])
+        with pytest.raises(common.CheckFailed) as err:
+            common.check_close(torch.tensor([[1.0, 1.0], [0.0, 3.0]]), expected, fn="f", on="x")
+        text = str(err.value)
+        assert "expected[1, :] [0, 2]" in text and not re.search(r"[\[ ]-0[,\]]", text)

@@ -31,11 +31,26 @@ class CheckFailed(AssertionError):
     """An exercise check failed. The message says on which input and what differs."""
 
 
+def _number(v: float) -> str:
+    return f"{v + 0.0:.4g}"  # + 0.0 turns -0.0 into 0.0: a "-0" reads like a sign error
+
+
 def _fmt(t: torch.Tensor, limit: int = 6) -> str:
     flat = t.detach().flatten()
-    values = ", ".join(f"{v:.4g}" for v in flat[:limit].tolist())
+    values = ", ".join(_number(v) for v in flat[:limit].tolist())
     more = ", ..." if flat.numel() > limit else ""
-    return f"[{values}{more}]" if t.dim() else f"{t.item():.4g}"
+    return f"[{values}{more}]" if t.dim() else _number(t.item())
+
+
+def _row_around(t: torch.Tensor, index: tuple, limit: int = 6) -> tuple[str, str]:
+    """The innermost row of ``t`` that holds ``index``, as (label like "[0, 1, :]", values near index[-1])."""
+    if not index:
+        return "", _fmt(t)
+    row = t[index[:-1]]
+    start = max(0, min(index[-1] - limit // 2, row.numel() - limit))
+    label = "[" + ", ".join([str(i) for i in index[:-1]] + [":"]) + "]"
+    shown = ", ".join(_number(v) for v in row[start : start + limit].tolist())
+    return label, ("[..., " if start > 0 else "[") + shown + (", ...]" if start + limit < row.numel() else "]")
 
 
 def check_close(
@@ -88,10 +103,12 @@ def _check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float, 
     if (diff > allowed).any():
         flat_i = int(torch.argmax(diff - allowed))
         index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat_i), diff.shape)) if diff.dim() else ()
+        label, expected_row = _row_around(exp_d, index)
+        _, got_row = _row_around(got_d, index)
         raise CheckFailed(
             f"{where}: expected {_fmt(exp_d[index])} at index {index}, got {_fmt(got_d[index])}; "
             f"max |diff| {float(diff.max()):.3g} (atol {atol:g})\n"
-            f"  expected starts {_fmt(exp_d)}\n  got      starts {_fmt(got_d)}"
+            f"  expected{label} {expected_row}\n  got{label}      {got_row}"
         )
 
 
