@@ -150,7 +150,9 @@ def test_bilinear_one_mistakes(kwargs, match):
 
 
 # --------------------------------------------------------------------------- exercise 3: bilinear_sample
-def _sample(input, grid, align_corners=False, *, formula=None, clamp=False, swap_xy=False, detach=False):
+def _sample(
+    input, grid, align_corners=False, *, formula=None, clamp=False, swap_xy=False, detach=False, transposed=False
+):
     n, c, height, width = input.shape
     _, h_out, w_out, _ = grid.shape
     x, y = grid[..., 0].reshape(n, -1), grid[..., 1].reshape(n, -1)
@@ -172,7 +174,10 @@ def _sample(input, grid, align_corners=False, *, formula=None, clamp=False, swap
         inside = (col >= 0) & (col <= width - 1) & (row >= 0) & (row <= height - 1)
         if clamp:
             inside = torch.ones_like(inside)
-        index = (row.clamp(0, height - 1) * width + col.clamp(0, width - 1)).long()
+        if transposed:  # the mistake: pixel (row, col) read at col * H + row
+            index = (col.clamp(0, width - 1) * height + row.clamp(0, height - 1)).long()
+        else:
+            index = (row.clamp(0, height - 1) * width + col.clamp(0, width - 1)).long()
         out = out + flat.gather(2, index[:, None, :].expand(n, c, -1)) * (w * inside)[:, None, :]
     return out.reshape(n, c, h_out, w_out)
 
@@ -184,6 +189,7 @@ def _sample(input, grid, align_corners=False, *, formula=None, clamp=False, swap
         ({"formula": False}, "Hint: this is the result for align_corners=False"),
         ({"clamp": True}, "Hint: corners outside the image must count as 0"),
         ({"swap_xy": True}, r"Hint: grid\[\.\.\., 0\] is x"),
+        ({"transposed": True}, r"(?s)bilinear_sample \(output\) on .*Hint: .*flat index x \* H \+ y"),
     ],
 )
 def test_bilinear_sample_mistakes(kwargs, match):
@@ -194,6 +200,16 @@ def test_bilinear_sample_mistakes(kwargs, match):
         nb03.check_bilinear_sample(fn)
     with pytest.raises(CheckFailed):
         nb03.grade_bilinear_sample(fn)
+
+
+def test_bilinear_sample_gradient_messages_name_the_quantity():
+    """A transposed flat index in the gradient check: the message says output, and the hint the index."""
+
+    def fn(input, grid, align_corners=False):
+        return _sample(input, grid, align_corners, transposed=True)
+
+    with pytest.raises(CheckFailed, match=r"(?s)bilinear_sample \(output\) on .*Hint: .*y \* W \+ x"):
+        nb03.check_bilinear_sample_gradients(fn)
 
 
 def test_bilinear_sample_wrong_default():

@@ -343,6 +343,7 @@ def _sample_cases(fn, cases) -> None:
                     sample(g=grid.flip(-1)),
                     "grid[..., 0] is x (the column, size W) and grid[..., 1] is y (the row, size H)",
                 ),
+                (sample(i=_transposed_read(inp)), _TRANSPOSED_HINT),
             ]
         )
     with reference_ops_blocked():
@@ -351,7 +352,7 @@ def _sample_cases(fn, cases) -> None:
                 got = _call(fn, inp.clone(), grid.clone(), name="bilinear_sample", on=on)
             else:
                 got = _call(fn, inp.clone(), grid.clone(), align_corners=ac, name="bilinear_sample", on=on)
-            _compare(got, exp, fn="bilinear_sample", on=on, atol=_tol(inp.dtype), mistakes=wrong)
+            _compare(got, exp, fn="bilinear_sample (output)", on=on, atol=_tol(inp.dtype), mistakes=wrong)
 
 
 def check_bilinear_sample(fn) -> None:
@@ -394,19 +395,43 @@ def grade_bilinear_sample(fn) -> None:
     print("bilinear_sample: hidden tests passed")
 
 
+_TRANSPOSED_HINT = (
+    "this is what reading pixel (row y, column x) at the flat index x * H + y gives: in an (H, W) image "
+    "flattened row by row, pixel (y, x) sits at y * W + x"
+)
+
+
+def _transposed_read(inp: torch.Tensor) -> torch.Tensor:
+    """The image a sampler sees when it reads pixel (y, x) at the flat index x * H + y (a common mistake)."""
+    n, c, height, width = inp.shape
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    return inp.reshape(n, c, -1)[:, :, (xs * height + ys).flatten()].reshape(n, c, height, width)
+
+
 def _gradient_cases(fn, cases, *, gradcheck: bool = False) -> None:
     """Compare the gradients of sum(w * fn(input, grid)) w.r.t. input and grid with torch's (float64)."""
-    expected = []
+    expected, transposed = [], []
     for inp, grid, ac, weights, _ in cases:
         i, g = inp.clone().requires_grad_(True), grid.clone().requires_grad_(True)
         out = F.grid_sample(i, g, mode="bilinear", padding_mode="zeros", align_corners=ac)
         (out * weights).sum().backward()
         expected.append((out.detach(), i.grad, g.grad))
+        i, g = inp.clone().requires_grad_(True), grid.clone().requires_grad_(True)  # the x * H + y mistake
+        wrong = F.grid_sample(_transposed_read(i), g, mode="bilinear", padding_mode="zeros", align_corners=ac)
+        (wrong * weights).sum().backward()
+        transposed.append({"output": wrong.detach(), "input": i.grad, "grid": g.grad})
     with reference_ops_blocked():
-        for (inp, grid, ac, weights, on), (exp_out, exp_i, exp_g) in zip(cases, expected):
+        for (inp, grid, ac, weights, on), (exp_out, exp_i, exp_g), wrong in zip(cases, expected, transposed):
             i, g = inp.clone().requires_grad_(True), grid.clone().requires_grad_(True)
             out = _call(fn, i, g, align_corners=ac, name="bilinear_sample", on=on)
-            check_close(out, exp_out, fn="bilinear_sample", on=on, atol=1e-7)
+            check_close(
+                out,
+                exp_out,
+                fn="bilinear_sample (output)",
+                on=on,
+                atol=1e-7,
+                mistakes=[(wrong["output"], _TRANSPOSED_HINT)],
+            )
             if not out.requires_grad:
                 raise CheckFailed(
                     f"bilinear_sample on {on}: the output does not require grad; build it from "
@@ -420,7 +445,14 @@ def _gradient_cases(fn, cases, *, gradcheck: bool = False) -> None:
                         f"computed from the grid with torch operations (floor is fine, .long() "
                         f"only for the indices)"
                     )
-                check_close(got, exp, fn=f"bilinear_sample (gradient w.r.t. {name})", on=on, atol=1e-7)
+                check_close(
+                    got,
+                    exp,
+                    fn=f"bilinear_sample (gradient w.r.t. {name})",
+                    on=on,
+                    atol=1e-7,
+                    mistakes=[(wrong[name], _TRANSPOSED_HINT)],
+                )
             if gradcheck:
                 _gradcheck(fn, inp, grid, ac, on)
 
