@@ -229,7 +229,7 @@ def base_via_affine_grid(height, width, *, align_corners):
 @pytest.mark.parametrize(
     "wrong, match",
     [
-        (base_linspace_always, "align_corners=True formula"),
+        (base_linspace_always, r"align_corners=True grid.*centres are at x = \(2 j \+ 1\) / W - 1"),
         (base_wrong_meshgrid, r"shape \(W, H, 3\)"),
         (base_yx, "x and y are swapped"),
         (base_no_ones, "homogeneous"),
@@ -243,7 +243,7 @@ def test_base_grid_mistakes(wrong, match):
 
 
 def test_base_grid_delegation():
-    with pytest.raises(RuntimeError, match="affine_grid is not available"):
+    with pytest.raises((RuntimeError, CheckFailed), match="affine_grid is not available"):
         nb02.check_base_grid(base_via_affine_grid)
 
 
@@ -314,9 +314,9 @@ def test_affine_grid_by_hand_detached():
     ids=["F.affine_grid", "torch.affine_grid_generator", "stnlib.sampling.affine_grid"],
 )
 def test_affine_grid_by_hand_delegation(delegate):
-    with pytest.raises(RuntimeError, match="not available"):
+    with pytest.raises((RuntimeError, CheckFailed), match="not available"):
         nb02.check_affine_grid_by_hand(delegate)
-    with pytest.raises(RuntimeError, match="not available"):
+    with pytest.raises((RuntimeError, CheckFailed), match="not available"):
         nb02.grade_affine_grid_by_hand_autograd(delegate)
 
 
@@ -326,3 +326,22 @@ def test_message_names_input_and_values():
     text = str(err.value)
     assert "pixel_to_norm on xy_pix of shape" in text and "align_corners=False" in text
     assert "expected" in text and "got" in text and "Hint:" in text
+
+
+def test_affine_grid_float32_base_grid_is_wrapped():
+    """A base grid left in float32 with a float64 theta: a CheckFailed naming the input, with a dtype hint."""
+
+    def float32_base(theta, size, align_corners=False):
+        n, _, height, width = size
+        xs = torch.linspace(-1, 1, width) * (1 if align_corners else (width - 1) / width)  # float32
+        ys = torch.linspace(-1, 1, height) * (1 if align_corners else (height - 1) / height)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        base = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(1, -1, 3)
+        return (base @ theta.transpose(1, 2)).view(n, height, width, 2)  # float32 @ float64 raises
+
+    with pytest.raises(
+        CheckFailed,
+        match=r"(?s)affine_grid_by_hand on theta of shape \(1, 2, 3\) \(torch.float64\).*raised RuntimeError.*"
+        r"Hint: two tensors of different dtypes.*dtype=theta.dtype",
+    ):
+        nb02.check_affine_grid_by_hand_autograd(float32_base)

@@ -242,7 +242,18 @@ def call_learner(fn, *args, name: str, on: str, **kwargs):
         except (NotImplementedError, CheckFailed):
             raise
         except Exception as err:  # noqa: BLE001 - report whatever the learner's code raised
-            raise CheckFailed(f"{name} on {on}: raised {type(err).__name__}: {err}") from err
+            raise CheckFailed(f"{name} on {on}: raised {type(err).__name__}: {err}{_hint_for(err)}") from err
+
+
+def _hint_for(err: Exception) -> str:
+    """A hint for errors whose torch message does not say what to change."""
+    text = str(err)
+    if "scalar type" in text or "same dtype" in text or ("Float" in text and "Double" in text):
+        return (
+            "\n  Hint: two tensors of different dtypes met: create every new tensor in the dtype of the inputs "
+            "(e.g. dtype=theta.dtype), not torch's default float32"
+        )
+    return ""
 
 
 def yours_or_reference(yours, reference, *, exercise: str):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .common import CheckFailed, check_close, passed, reference_ops_blocked
+from .common import CheckFailed, call_learner, check_close, passed, reference_ops_blocked
 
 __all__ = [
     "check_pixel_to_norm",
@@ -105,10 +105,29 @@ def _compare(got, expected, *, fn, on, atol, mistakes=(), diagnose=None, dtype=N
         raise CheckFailed(f"{err}\n  Hint: {hint}") from None
 
 
-def _call(fn, *args, **kwargs):
-    """Call the learner's function with torch's and stnlib's reference ops switched off."""
+def _call(fn, *args, name: str | None = None, on: str | None = None, **kwargs):
+    """Call the learner's function with torch's and stnlib's reference ops switched off.
+
+    With ``name`` and ``on`` an error inside it becomes a :class:`CheckFailed` naming the input
+    (:func:`~stnlib.checks.common.call_learner`).
+    """
+    if name is not None:
+        return call_learner(fn, *args, name=name, on=on, **kwargs)
     with reference_ops_blocked():
         return fn(*args, **kwargs)
+
+
+def _other_centres(align_corners: bool) -> str:
+    """The hint for a base grid built with the other align_corners: the normalised centres, not pixels."""
+    if align_corners:
+        return (
+            "this is the align_corners=False grid; with align_corners=True the pixel centres are at "
+            "x = 2 j / (W - 1) - 1 for j = 0 .. W - 1 (torch.linspace(-1, 1, W)), y likewise with H"
+        )
+    return (
+        "this is the align_corners=True grid (torch.linspace(-1, 1, W)); with align_corners=False the pixel "
+        "centres are at x = (2 j + 1) / W - 1 for j = 0 .. W - 1 (half a pixel in from each edge), y likewise with H"
+    )
 
 
 def _other(align_corners: bool) -> str:
@@ -332,7 +351,7 @@ def _base_grid_case(fn, height, width, align_corners):
     expected = torch.cat([grid, ones], dim=-1)
     other = torch.cat([_identity_grid(height, width, not align_corners, torch.float32), ones], dim=-1)
     mistakes = [
-        (_other(align_corners), other),
+        (_other_centres(align_corners), other),
         ("x and y are swapped: each entry must be (x, y, 1) with x the column", torch.cat([grid.flip(-1), ones], -1)),
         (
             "the grid has shape (W, H, 3): rows come first, base[i, j] belongs to row i, column j "
@@ -346,7 +365,7 @@ def _base_grid_case(fn, height, width, align_corners):
         ),
     ]
     on = f"height={height}, width={width}, align_corners={align_corners}"
-    got = _call(fn, height=height, width=width, align_corners=align_corners)
+    got = _call(fn, height=height, width=width, align_corners=align_corners, name="base_grid", on=on)
     _compare(got, expected, fn="base_grid", on=on, atol=1e-5, mistakes=mistakes)
 
 
@@ -404,7 +423,7 @@ def _affine_grid_case(fn, theta, size, align_corners, *, atol):
         f"theta of shape {tuple(theta.shape)} ({dtype}), size={tuple(size)}, align_corners={align_corners}; "
         f"theta[0] = {[[round(v, 3) for v in row] for row in theta[0].tolist()]}"
     )
-    got = _call(fn, theta.clone(), size, align_corners=align_corners)
+    got = _call(fn, theta.clone(), size, align_corners=align_corners, name="affine_grid_by_hand", on=on)
     _compare(got, expected, fn="affine_grid_by_hand", on=on, atol=atol, mistakes=mistakes, dtype=dtype)
 
 
@@ -443,8 +462,8 @@ def _affine_grid_grad_case(fn, theta, size, align_corners, gen):
     on = f"theta of shape {tuple(theta.shape)} ({theta.dtype}), size={tuple(size)}, align_corners={align_corners}"
     _affine_grid_case(fn, theta, size, align_corners, atol=_ATOL[theta.dtype])
     mine = theta.clone().requires_grad_(True)
+    grid = call_learner(fn, mine, size, align_corners=align_corners, name="affine_grid_by_hand", on=on)
     with reference_ops_blocked():
-        grid = fn(mine, size, align_corners=align_corners)
         if not grid.requires_grad:
             raise CheckFailed(
                 f"affine_grid_by_hand on {on}: the grid does not depend on theta through autograd, "
