@@ -210,8 +210,10 @@ def test_init_identity_mistakes(fn, match):
         nb05.check_init_identity(fn)
 
 
-def test_init_identity_hidden_tests_check_the_dtype():
-    nb05.check_init_identity(init_float32_bias)  # float32 layers only in the visible check
+def test_init_identity_visible_check_catches_a_float32_bias():
+    """layer.bias.data = torch.tensor([...]) turns a float64 layer's bias into float32: the visible check says so."""
+    with pytest.raises(CheckFailed, match=r"(?s)keep the layer's dtype float64.*Hint: .*bias.copy_"):
+        nb05.check_init_identity(init_float32_bias)
     with pytest.raises(CheckFailed, match="keep the layer's dtype float64"):
         nb05.grade_init_identity(init_float32_bias)
 
@@ -288,6 +290,24 @@ def forward_theta_only(x, localization, fc_loc, *, affine_grid_fn, grid_sample_f
 def test_stn_forward_mistakes(fn, match):
     with pytest.raises(CheckFailed, match=match):
         nb05.check_stn_forward(fn)
+
+
+def forward_inverse_theta(x, localization, fc_loc, *, affine_grid_fn, grid_sample_fn, loc_input=None):
+    """Warps with the inverse of theta (input -> output thinking) but returns the right theta."""
+    theta = fc_loc(localization(x if loc_input is None else loc_input).flatten(1)).view(-1, 2, 3)
+    last = torch.tensor([0.0, 0.0, 1.0], dtype=theta.dtype).expand(len(theta), 1, 3)
+    inverse = torch.linalg.inv(torch.cat([theta, last], 1))[:, :2]
+    return grid_sample_fn(x, affine_grid_fn(inverse, x.shape)), theta
+
+
+def test_stn_forward_reminder_only_where_it_applies():
+    """The output -> input reminder follows a wrong warp with a right theta, not a wrong theta or loc_input."""
+    with pytest.raises(CheckFailed, match="(?s)the warped image.*Remember: theta says where each OUTPUT"):
+        nb05.check_stn_forward(forward_inverse_theta)
+    for fn in (forward_transposed, forward_ignores_loc_input):
+        with pytest.raises(CheckFailed) as err:
+            nb05.check_stn_forward(fn)
+        assert "Remember" not in str(err.value) and "Hint:" in str(err.value)
 
 
 @pytest.mark.parametrize("fn", [forward_detached, forward_no_grad])

@@ -224,7 +224,9 @@ def _init_case(fn, layer: nn.Linear, features: torch.Tensor, *, on: str) -> None
     if layer.weight.dtype != expected_theta.dtype or layer.bias.dtype != expected_theta.dtype:
         raise CheckFailed(
             f"{name} on {on}: keep the layer's dtype {_dtype_name(expected_theta.dtype)}; got weight "
-            f"{_dtype_name(layer.weight.dtype)}, bias {_dtype_name(layer.bias.dtype)}"
+            f"{_dtype_name(layer.weight.dtype)}, bias {_dtype_name(layer.bias.dtype)}\n"
+            "  Hint: torch.tensor([...]) is float32 whatever the layer is; copy the values in place with "
+            "layer.bias.copy_(torch.tensor([...])), which keeps the bias's dtype (assigning .data replaces it)"
         )
     check_close(layer.weight, torch.zeros_like(layer.weight), fn=name, on=on + ", the weight", atol=0.0)
     bias = layer.bias.detach()
@@ -246,11 +248,14 @@ def _init_case(fn, layer: nn.Linear, features: torch.Tensor, *, on: str) -> None
 def check_init_identity(fn) -> None:
     """Visible check of ``init_identity_(layer)``: random Linear(32 -> 6) and Linear(90 -> 6) layers."""
     gen = torch.Generator().manual_seed(5)
-    for in_features in (32, 90):
-        layer = _random_linear(gen, in_features)
-        features = 3 * torch.randn(4, in_features, generator=gen)
-        _init_case(fn, layer, features, on=f"a random nn.Linear({in_features}, 6), float32")
-    passed("init_identity_: weight 0 and bias [1, 0, 0, 0, 1, 0] in place, so theta = identity for any input")
+    for in_features, dtype in ((32, torch.float32), (90, torch.float32), (90, torch.float64)):
+        layer = _random_linear(gen, in_features, dtype=dtype)
+        features = 3 * torch.randn(4, in_features, generator=gen, dtype=torch.float64).to(dtype)
+        _init_case(fn, layer, features, on=f"a random nn.Linear({in_features}, 6), {_dtype_name(dtype)}")
+    passed(
+        "init_identity_: weight 0 and bias [1, 0, 0, 0, 1, 0] in place, in the layer's dtype (float32 and float64), "
+        "so theta = identity for any input"
+    )
 
 
 def grade_init_identity(fn) -> None:
@@ -381,11 +386,14 @@ def _forward_case(
             and torch.allclose(theta.double(), own_theta.double(), atol=atol)
         ):
             mistakes.append("theta must come from loc_input when it is given (the localisation network's input)")
+    hints = "".join(f"\n  Hint: {m}" for m in mistakes)
     try:
         check_close(theta, expected_theta, fn="stn_forward", on=on + ", theta", atol=atol)
-        check_close(warped, expected, fn="stn_forward", on=on + ", the warped image", atol=atol)
     except CheckFailed as err:
-        hints = "".join(f"\n  Hint: {m}" for m in mistakes)
+        raise CheckFailed(f"{err}{hints}") from None
+    try:
+        check_close(warped, expected, fn="stn_forward", on=on + ", the warped image", atol=atol)
+    except CheckFailed as err:  # theta is right, the warp is not: the direction is the usual suspect
         raise CheckFailed(f"{err}{hints}\n  {_REMINDER}") from None
 
 
