@@ -699,8 +699,13 @@ class ThetaExplorer:
                 slider.value = v
 
     def reset(self) -> None:
-        """Back to the identity (in the current mode)."""
+        """Back to the identity and to the parameter sliders (where the explorer starts).
+
+        After :meth:`set_theta` the explorer shows the raw sliders; a reset that stayed there would
+        leave the parameter sliders hidden and seemingly dead.
+        """
         with self.batch():
+            self.controls["mode"].value = "params"
             for name, (default, *_rest) in CONTROL_DEFAULTS.items():
                 self.controls[name].value = default
             for slider, v in zip(self.controls["raw"], (1, 0, 0, 0, 1, 0)):

@@ -304,6 +304,14 @@ class TestExplorer:
         explorer.controls["reset"].click()
         assert_explorer_matches_torch(explorer, torch.eye(2, 3, dtype=torch.float64))
 
+    def test_reset_after_set_theta_returns_to_the_parameter_sliders(self, explorer):
+        explorer.set_theta(torch.tensor([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]))
+        explorer.controls["reset"].click()
+        assert explorer.controls["mode"].value == "params"
+        assert_explorer_matches_torch(explorer, torch.eye(2, 3, dtype=torch.float64))
+        explorer.controls["tx"].value = 0.25  # the parameter sliders act again
+        assert_explorer_matches_torch(explorer, closed_form_theta(tx=0.25))
+
     def test_set_theta(self, explorer):
         theta = torch.tensor([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
         explorer.set_theta(theta)
