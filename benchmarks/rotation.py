@@ -229,6 +229,25 @@ VARIANTS = {
 #: Rows whose settings are relative to the named ``upright`` recipe (added after it exists).
 UPRIGHT_VARIANTS = {
     "upright": ("upright", "the upright recipe", "upright", {}),
+    "upright-curriculum-27": (
+        "upright",
+        "upright, curriculum over 27 of 36 epochs",
+        "upright",
+        {"curriculum_epochs": 27},
+    ),
+    "upright-curriculum-36": (
+        "upright",
+        "upright, curriculum over all 36 epochs",
+        "upright",
+        {"curriculum_epochs": 36},
+    ),
+    "upright-loc-lr-x2": ("upright", "upright, localisation rate x2", "upright", {"loc_lr_mult": 2.0}),
+    "upright-48-curriculum-36": (
+        "upright",
+        "upright, 48 epochs, curriculum over 36",
+        "upright",
+        {"epochs": 48, "curriculum_epochs": 36},
+    ),
 }
 
 
@@ -318,7 +337,12 @@ def main(argv=None) -> dict:
         parts = [json.loads(Path(p).read_text()) for p in args.merge]
         by_name = {row["name"]: row for part in parts for row in part["rows"]}
         rows = [by_name[name] for name in names if name in by_name]
-        result = {**parts[-1], "rows": rows, "command": " + ".join(part["command"] for part in parts) + " (merged)"}
+        result = {
+            **parts[-1],
+            "rows": rows,
+            "command": " + ".join(part["command"] for part in parts) + " (merged)",
+            "total_time_s": sum(part.get("total_time_s", 0.0) for part in parts),
+        }
     else:
         chosen = args.only or names
         unknown = sorted(set(chosen) - set(names))
