@@ -14,8 +14,8 @@ Where the data comes from:
       prints one line starting with ``stnlib.data: offline fallback``.
     - Fashion-MNIST has no fallback: offline it raises ``FileNotFoundError`` saying how to get it.
 
-The distortions (``DISTORTIONS``), as in the paper's appendix (Jaderberg et al. 2015, A.1, as
-transcribed in the course's REFERENCE.md); our own choices where it gives no number are marked:
+The distortions (``DISTORTIONS``), as in the paper's appendix (Jaderberg et al. 2015, appendix
+A.1); our own choices where it gives no number are marked:
     - ``"none"``: the digit as is, 28x28.
     - ``"r"``: rotation by an angle uniform in [-90, 90] degrees about the centre, 28x28.
     - ``"rts"``: rotation uniform in [-45, 45] degrees, scale uniform in [0.7, 1.2], placed at a

@@ -14,7 +14,7 @@ Convention:
       localisation network also sees the normalised input. ``normalize="before"`` normalises first,
       as the tutorial does; then zero padding inserts a bright frame (0 is brighter than the
       normalised background, about -0.42) that an STN can learn to exploit by zooming out
-      (PITFALLS 4.8); use ``padding_mode="border"`` with it, or keep ``"after"``.
+      (pytorch/tutorials issue #1117); use ``padding_mode="border"`` with it, or keep ``"after"``.
     - ``theta`` is ``src_norm_trans_dst_norm`` with ``align_corners=False`` (as in
       ``stnlib.geometry``): (N, 2, 3) for ``"affine"``, ``"similarity"`` and ``"attention"``,
       (N, 3, 3) for ``"projective"`` (a homography; see ``stnlib.warps.projective_grid``).

@@ -41,7 +41,7 @@ Command line (prints the final test error, saves a checkpoint and a metrics JSON
 
     python -m stnlib.train --dataset mnist --distortion rts --model stn --epochs 8
     python -m stnlib.train --recipe tutorial --distortion rts
-    python -m stnlib.train --recipe upright --distortion r --offline   # prints the undo line: rotation slope ~0.9
+    python -m stnlib.train --recipe upright --distortion r --offline   # prints the undo line: rotation slope about 0.85
     python -m stnlib.train --epochs 1 --limit 256          # a smoke test in seconds
 """
 
@@ -326,7 +326,10 @@ def _as_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def theta_stats(theta: torch.Tensor) -> dict:
-    """Summary of a batch of transforms, to watch the localisation network (PITFALLS 4.7).
+    """Summary of a batch of transforms, to watch the localisation network.
+
+    A localisation network that runs away shows here first: the determinant drifts towards 0 (a
+    collapse onto a point) or far above 1 (a zoom-out), or the shift grows past 1 (reads off the image).
 
     Args:
         theta: (N, 2, 3) theta or (N, 3, 3) homography (its affine part, divided by h33, is used).
@@ -503,7 +506,7 @@ def train(
                 bar.close()
                 raise RuntimeError(
                     f"training diverged: the loss is {loss.item()} in epoch {epoch}; "
-                    "lower lr or loc_lr_mult, or set grad_clip (PITFALLS 4.7)"
+                    "lower lr or loc_lr_mult, or set grad_clip (e.g. 1.0)"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -604,10 +607,15 @@ def fit_or_load(
 
     Returns:
         the metrics (stored with the checkpoint, or of the new run). The model is in eval mode.
+        Loading prints one line that names the checkpoint (unless ``verbose=False`` is given), so that
+        a run that took no time is not mistaken for a fresh one.
     """
     ckpt_path = Path(ckpt_path)
     if ckpt_path.exists() and not retrain:
-        return load_checkpoint(ckpt_path, model)
+        metrics = load_checkpoint(ckpt_path, model)
+        if train_kwargs.get("verbose", True):
+            print(f"loaded from {ckpt_path} (trained earlier; delete the file or pass retrain=True to train again)")
+        return metrics
     if train_data is None or test_data is None:
         raise ValueError(f"train_data and test_data must be given to train: there is no checkpoint at {ckpt_path}")
     metrics = train(model, train_data, test_data, recipe, seed=seed, device=device, **train_kwargs)

@@ -660,7 +660,7 @@ class ThetaExplorer:
 
     @property
     def canvas(self) -> ExplorerCanvas:
-        """The off-screen figure that draws the picture (its artists hold the drawn grid)."""
+        """The Pillow renderer that draws the picture (the grid it draws is :attr:`grid_pix`)."""
         return self._canvas
 
     # ------------------------------------------------------------------ actions

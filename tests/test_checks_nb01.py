@@ -35,7 +35,7 @@ def solution():
 
 
 def _fails(check, fn, match: str) -> None:
-    """Both the visible check and the hidden grader reject ``fn`` (the message matches ``match``)."""
+    """``check`` (a visible check or a hidden grader) rejects ``fn`` with a message matching ``match``."""
     with pytest.raises(CheckFailed, match=match):
         check(fn)
 

@@ -126,7 +126,7 @@ class TestTransforms:
 
 
 class TestNormalisationPlacement:
-    """PITFALLS 4.8: with normalisation before the transformer, zero padding inserts a bright frame."""
+    """pytorch/tutorials issue #1117: with normalisation before the transformer, zero padding inserts a bright frame."""
 
     def test_after_pads_with_true_background(self):
         model = models.STNClassifier((28, 28), normalize="after")

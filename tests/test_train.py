@@ -142,7 +142,7 @@ class TestTraining:
         }
         assert set(stored["history"][0]["theta"]) == {"det_mean", "det_min", "det_max", "shift_mean"}
 
-    def test_fit_or_load_loads_without_training(self, tiny, tmp_path, monkeypatch):
+    def test_fit_or_load_loads_without_training(self, tiny, tmp_path, monkeypatch, capsys):
         recipe = train.get_recipe(epochs=1)
         torch.manual_seed(0)
         trained = train.model_for(recipe, tiny[0])
@@ -154,8 +154,12 @@ class TestTraining:
 
         monkeypatch.setattr(train, "train", no_training)
         fresh = train.model_for(recipe, tiny[0])
+        capsys.readouterr()
         again = train.fit_or_load(fresh, ckpt)
         assert again == first and not fresh.training
+        assert f"loaded from {ckpt}" in capsys.readouterr().out
+        train.fit_or_load(fresh, ckpt, verbose=False)
+        assert capsys.readouterr().out == ""
         x = tiny[1].images[:8].float() / 255
         torch.testing.assert_close(fresh(x), trained(x))
 
