@@ -69,11 +69,11 @@ ABLATIONS = {
     "projective": ("transform: projective (8 parameters)", {"transform": "projective"}),
     "before-zeros": (
         "normalise before the transformer, zero padding (the tutorial)",
-        {"normalize": "before", "padding_mode": "zeros"},
+        {"normalise": "before", "padding_mode": "zeros"},
     ),
     "before-border": (
         "normalise before the transformer, border padding",
-        {"normalize": "before", "padding_mode": "border"},
+        {"normalise": "before", "padding_mode": "border"},
     ),
     "lr-x0.33": ("learning rate: peak 1e-3 instead of 3e-3", {"lr": 1e-3}),
     "lr-x3": ("learning rate: peak 1e-2 instead of 3e-3", {"lr": 1e-2}),

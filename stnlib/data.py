@@ -41,10 +41,11 @@ of an ideal spatial transformer with a 28x28 output, which gives the clean digit
 interpolation). For ``"p"`` it is a ``homography`` (see ``stnlib.warps.projective_grid``)
 and for ``"e"`` the ``tps_offsets`` of the control points (``stnlib.warps.tps_grid``).
 
-Normalisation: ``NORMALIZATION`` holds the mean and standard deviation of each dataset; they are
+Normalisation: ``NORMALISATION`` holds the mean and standard deviation of each dataset; they are
 the only copy in the course. Images from this module are always in [0, 1] (background 0);
 the models normalise inside, after the spatial transformer (see ``stnlib.models``), and
-:func:`denormalize` undoes :func:`normalize` for plots.
+:func:`denormalise` undoes :func:`normalise` for plots (``normalize``, ``denormalize`` and
+``NORMALIZATION`` are aliases). :func:`to_float` turns the stored uint8 images into floats.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ import numpy
 import torch
 import torch.nn.functional as F
 
+from .config import data_dir, offline_mode
 from .validation import check_choice, check_floating, check_shape
 from .warps import homography_from_points, projective_grid, tps_control_points, tps_grid
 
@@ -67,7 +69,6 @@ __all__ = [
     "DATASETS",
     "DISTORTIONS",
     "CANVAS_SIZE",
-    "NORMALIZATION",
     "data_dir",
     "offline_mode",
     "BaseDigits",
@@ -81,6 +82,11 @@ __all__ = [
     "DistortedDigits",
     "distorted_digits",
     "load_datasets",
+    "to_float",
+    "normalise",
+    "denormalise",
+    "NORMALISATION",
+    "NORMALIZATION",
     "normalize",
     "denormalize",
 ]
@@ -92,7 +98,7 @@ DISTORTIONS = ("none", "r", "rts", "p", "e", "tc")
 CANVAS_SIZE = {"none": 28, "r": 28, "rts": 42, "p": 28, "e": 28, "tc": 60}
 
 #: (mean, std) of the training pixels in [0, 1]: the one place the course keeps them.
-NORMALIZATION = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
+NORMALISATION = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
 
 DIGIT_SIZE = 28
 FALLBACK_TEST_PER_CLASS = 100
@@ -108,18 +114,9 @@ P_SCALE, P_CORNER_STD = (0.75, 1.0), 0.1
 E_POINTS_PER_SIDE, E_STD = 4, 0.1
 TC_PIECES, TC_PIECE, TC_CROP_MARGIN = 4, 6, 4
 
-_ROOT = Path(__file__).resolve().parent.parent
-
 
 # --------------------------------------------------------------------------- where the data lives
-def data_dir() -> Path:
-    """The data directory: ``$STN_DATA_DIR`` if set, else ``data/`` at the repository root."""
-    return Path(os.environ.get("STN_DATA_DIR") or _ROOT / "data")
-
-
-def offline_mode() -> bool:
-    """True when ``STN_OFFLINE`` is 1 (or true/yes): never touch the network."""
-    return os.environ.get("STN_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+# data_dir() and offline_mode() live in stnlib.config with the course's other settings.
 
 
 class BaseDigits(NamedTuple):
@@ -458,14 +455,12 @@ def render_distortion(
         (N, 1, S, S) float32 in [0, 1], S = ``CANVAS_SIZE[distortion]`` (not rounded to uint8).
     """
     check_choice(distortion, DISTORTIONS, "distortion")
-    clean = clean.reshape(len(clean), 1, DIGIT_SIZE, DIGIT_SIZE)
-    clean = clean.float() / 255.0 if clean.dtype == torch.uint8 else clean.float()
+    clean = to_float(clean.reshape(len(clean), 1, DIGIT_SIZE, DIGIT_SIZE))
     out = _warp(clean, distortion, params)
     if distortion == "tc":
         if clutter_sources is None:
             raise ValueError("clutter_sources must be given for distortion 'tc'; got None")
-        sources = clutter_sources.reshape(-1, DIGIT_SIZE, DIGIT_SIZE)
-        sources = sources.float() / 255.0 if sources.dtype == torch.uint8 else sources.float()
+        sources = to_float(clutter_sources.reshape(-1, DIGIT_SIZE, DIGIT_SIZE))
         out = _add_clutter(out, sources, params)
     return out.clamp(0.0, 1.0)
 
@@ -492,7 +487,7 @@ class DistortedDigits(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, index):
-        return self.images[index].float() / 255.0, int(self.labels[index])
+        return to_float(self.images[index]), int(self.labels[index])
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -648,22 +643,45 @@ def load_datasets(
     return train, distorted_digits(dataset, distortion, train=False, **kw)
 
 
+# --------------------------------------------------------------------------- pixel values
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """Images as float32 in [0, 1]: uint8 (0-255) is divided by 255, float is only cast; any shape.
+
+    The datasets keep their images as uint8 (a quarter of the memory); models and plots take floats.
+
+    Example:
+        >>> to_float(torch.tensor([0, 51, 255], dtype=torch.uint8))
+        tensor([0.0000, 0.2000, 1.0000])
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor; got {type(images).__name__}")
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32) / 255.0
+    return images.to(torch.float32)
+
+
 # --------------------------------------------------------------------------- normalisation
-def normalize(images: torch.Tensor, dataset: str = "mnist") -> torch.Tensor:
-    """(images - mean) / std with the dataset's constants from :data:`NORMALIZATION`; any shape."""
+def normalise(images: torch.Tensor, dataset: str = "mnist") -> torch.Tensor:
+    """(images - mean) / std with the dataset's constants from :data:`NORMALISATION`; any shape."""
     check_choice(dataset, DATASETS, "dataset")
-    mean, std = NORMALIZATION[dataset]
+    mean, std = NORMALISATION[dataset]
     return (images - mean) / std
 
 
-def denormalize(images: torch.Tensor, dataset: str = "mnist") -> torch.Tensor:
-    """Undo :func:`normalize` (for plots): images * std + mean; any shape.
+def denormalise(images: torch.Tensor, dataset: str = "mnist") -> torch.Tensor:
+    """Undo :func:`normalise` (for plots): images * std + mean; any shape.
 
     Example:
         >>> x = torch.rand(2, 1, 28, 28)
-        >>> torch.allclose(denormalize(normalize(x)), x, atol=1e-6)
+        >>> torch.allclose(denormalise(normalise(x)), x, atol=1e-6)
         True
     """
     check_choice(dataset, DATASETS, "dataset")
-    mean, std = NORMALIZATION[dataset]
+    mean, std = NORMALISATION[dataset]
     return images * std + mean
+
+
+# The American spellings, kept as aliases (torch writes "normalize").
+NORMALIZATION = NORMALISATION
+normalize = normalise
+denormalize = denormalise

@@ -48,6 +48,8 @@ __all__ = [
     "normalisation_matrix",
     "pixel_to_normalised",
     "normalised_to_pixel",
+    "pixel_centres_norm",
+    "unnormalise",
     "theta_from_pixel_transform",
     "pixel_transform_from_theta",
     "AffineParams",
@@ -354,6 +356,55 @@ def normalised_to_pixel(xy_norm: torch.Tensor, *, size, align_corners: bool) -> 
     check_shape(xy_norm, "...,2", name="xy_norm")
     m = normalisation_matrix(size=size, align_corners=align_corners, dtype=xy_norm.dtype, device=xy_norm.device)
     return transform_points(invert_affine(m), xy_norm)
+
+
+@reference
+def pixel_centres_norm(n: int, *, align_corners: bool, dtype=None, device=None) -> torch.Tensor:
+    """The normalised coordinates of the ``n`` pixel centres along one axis: what a grid generator starts from.
+
+    The same numbers as ``pixel_to_normalised`` of the pixels 0, 1, ..., n - 1, computed the way
+    ``torch.nn.functional.affine_grid`` computes them (``linspace``, scaled by (n - 1) / n when
+    ``align_corners=False``), so a grid built from them matches torch's to the last bit.
+
+    Args:
+        n: pixels along the axis (W for x, H for y).
+        align_corners: required keyword; see :func:`normalisation_matrix`.
+
+    Returns:
+        (n,) tensor; a single pixel sits at 0.
+
+    Example:
+        >>> pixel_centres_norm(4, align_corners=False)
+        tensor([-0.7500, -0.2500,  0.2500,  0.7500])
+        >>> pixel_centres_norm(4, align_corners=True)
+        tensor([-1.0000, -0.3333,  0.3333,  1.0000])
+    """
+    dtype = dtype or torch.get_default_dtype()
+    if n <= 1:
+        return torch.zeros(n, dtype=dtype, device=device)
+    coords = torch.linspace(-1.0, 1.0, n, dtype=dtype, device=device)
+    return coords if align_corners else coords * (n - 1) / n  # in torch's order: times (n - 1), then over n
+
+
+@reference
+def unnormalise(coord: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:
+    """Normalised coordinates along an axis of ``size`` pixels -> pixel coordinates (any shape).
+
+    ``align_corners=True``: x_pix = (x + 1) / 2 * (size - 1); ``False``: x_pix = ((x + 1) * size - 1) / 2
+    (the inverse of :func:`normalisation_matrix` along one axis). The same arithmetic, in the same
+    order, as torch's sampler kernel: a point that lands exactly on a pixel centre there must land
+    on it here too, or it falls on the other side of a kink of the bilinear weights. Works in
+    place on one fresh copy (``coord + 1``), which keeps the sampler's memory passes few; the
+    result is differentiable in ``coord``.
+
+    Example:
+        >>> unnormalise(torch.tensor([-1.0, 0.0, 1.0]), 4, align_corners=False)
+        tensor([-0.5000,  1.5000,  3.5000])
+    """
+    out = coord + 1
+    if align_corners:
+        return out.div_(2).mul_(size - 1)
+    return out.mul_(size).sub_(1).div_(2)
 
 
 @reference

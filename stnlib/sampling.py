@@ -6,7 +6,8 @@ Introduced in notebook 02 (``affine_grid``) and notebook 03 (``grid_sample``).
 ``torch.nn.functional`` and give the same results (and, for bilinear sampling, the same
 gradients), so they drop in wherever torch's would. They never call torch's versions: every
 step is ordinary tensor arithmetic plus ``gather``, and the gradient of bilinear sampling is
-written by hand (:class:`BilinearSampleFunction`, the paper's equations 6-7).
+written by hand (:class:`BilinearSampleFunction`, the paper's equations 6-7). Only
+:func:`warp`, the notebooks' one-line "grid, then sample", can run torch's instead (``sampler="torch"``).
 
 Convention:
     - ``grid[n, i, j] = (x, y)``: the normalised point of the *input* that output pixel
@@ -20,13 +21,17 @@ Convention:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .blocking import is_blocked, reference
+from .geometry import unnormalise
 from .validation import check_choice, check_floating, check_shape, check_size
+from .warps import base_grid
 
 __all__ = [
     "affine_grid",
     "grid_sample",
+    "warp",
     "unnormalise",
     "apply_padding",
     "bilinear_sample_pixels",
@@ -39,14 +44,6 @@ PADDING_MODES = ("zeros", "border", "reflection")
 
 
 # --------------------------------------------------------------------------- the grid generator
-def _linspace_norm(n: int, align_corners: bool, dtype, device) -> torch.Tensor:
-    """The n normalised pixel-centre coordinates along one axis, shape (n,)."""
-    if n <= 1:
-        return torch.zeros(n, dtype=dtype, device=device)
-    coords = torch.linspace(-1.0, 1.0, n, dtype=dtype, device=device)
-    return coords if align_corners else coords * ((n - 1) / n)
-
-
 @reference
 def affine_grid(theta: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
     """Sampling grid for a batch of affine thetas, as ``torch.nn.functional.affine_grid``.
@@ -75,25 +72,13 @@ def affine_grid(theta: torch.Tensor, size, align_corners: bool = False) -> torch
     n, _, height, width = check_size(size, "size", 4)
     if n != theta.shape[0]:
         raise ValueError(f"size[0] must equal the batch size of theta ({theta.shape[0]}); got size={tuple(size)}")
-    xs = _linspace_norm(width, align_corners, theta.dtype, theta.device)
-    ys = _linspace_norm(height, align_corners, theta.dtype, theta.device)
-    base = torch.stack(
-        [xs.expand(height, width), ys.unsqueeze(1).expand(height, width), torch.ones_like(xs).expand(height, width)],
-        dim=-1,
-    )  # (H, W, 3) holding (x_t, y_t, 1)
-    grid = base.reshape(1, height * width, 3) @ theta.transpose(1, 2)  # (N, H*W, 2)
+    base = base_grid((height, width), align_corners=align_corners, dtype=theta.dtype, device=theta.device)
+    grid = base.reshape(1, height * width, 3) @ theta.transpose(1, 2)  # (N, H*W, 2): theta @ (x_t, y_t, 1)
     return grid.reshape(n, height, width, 2)
 
 
 # --------------------------------------------------------------------------- coordinates
-@reference
-def unnormalise(coord: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:
-    """Normalised coordinates along an axis of ``size`` pixels -> pixel coordinates (any shape)."""
-    # The same arithmetic, in the same order, as torch's kernel: points that land exactly on a
-    # pixel centre must land there here too, or they fall on the other side of a kink.
-    if align_corners:
-        return ((coord + 1) / 2) * (size - 1)
-    return ((coord + 1) * size - 1) / 2
+# unnormalise (normalised -> pixel coordinates along one axis) lives in stnlib.geometry.
 
 
 def _clip(coord: torch.Tensor, size: int) -> torch.Tensor:
@@ -269,14 +254,7 @@ class _BilinearZerosGridSample(torch.autograd.Function):
         if is_blocked():
             raise RuntimeError("stnlib.sampling.grid_sample is not available while an exercise is checked")
         height, width = input.shape[-2:]
-        # unnormalise, in place on fresh copies of the x and y planes (the same arithmetic, in the same order)
-        x, y = grid[..., 0] + 1, grid[..., 1] + 1
-        if align_corners:
-            x.div_(2).mul_(width - 1)
-            y.div_(2).mul_(height - 1)
-        else:
-            x.mul_(width).sub_(1).div_(2)
-            y.mul_(height).sub_(1).div_(2)
+        x, y = unnormalise(grid[..., 0], width, align_corners), unnormalise(grid[..., 1], height, align_corners)
         out, saved = _bilinear_forward(input, x, y, owned=True)
         ctx.save_for_backward(*saved)
         ctx.input_shape = input.shape
@@ -381,3 +359,63 @@ def grid_sample(
     if mode == "nearest":
         return nearest_sample_pixels(input, x, y)
     return BilinearSampleFunction.apply(input, x, y)
+
+
+# --------------------------------------------------------------------------- both at once
+@reference
+def warp(
+    image: torch.Tensor,
+    theta: torch.Tensor,
+    size=None,
+    *,
+    align_corners: bool = False,
+    padding_mode: str = "zeros",
+    mode: str = "bilinear",
+    sampler: str = "torch",
+) -> torch.Tensor:
+    """Warp ``image`` with ``theta``: the grid generator, then the sampler (the notebooks' one-liner).
+
+    Convention: theta is ``src_norm_trans_dst_norm`` (each output pixel reads the input at
+    theta @ (x_t, y_t, 1)), so a theta that rotates coordinates by +phi shows the image turned by -phi.
+
+    Args:
+        image: (H, W) or (N, C, H, W) float.
+        theta: (2, 3) or (N, 2, 3) float (a (2, 3) theta serves a (H, W) image or a batch of one).
+        size: (H_out, W_out) of the output; default the input's (H, W).
+        align_corners, padding_mode, mode: as for ``grid_sample``.
+        sampler: ``"torch"`` (``torch.nn.functional``) or ``"stnlib"`` (this module's hand-built
+            ``affine_grid`` and ``grid_sample``, differentiable in theta as well).
+
+    Returns:
+        (H_out, W_out) for a (H, W) image, else (N, C, H_out, W_out).
+
+    Example:
+        >>> image = torch.arange(6.0).reshape(2, 3)
+        >>> flip_x = torch.tensor([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # each output pixel reads at -x
+        >>> warp(image, flip_x)
+        tensor([[2., 1., 0.],
+                [5., 4., 3.]])
+    """
+    check_floating(image, "image")
+    check_floating(theta, "theta")
+    check_choice(sampler, ("torch", "stnlib"), "sampler")
+    if image.dim() not in (2, 4):
+        raise ValueError(f"image must have shape (H, W) or (N, C, H, W); got {tuple(image.shape)}")
+    batch = image if image.dim() == 4 else image[None, None]
+    if theta.dim() == 2:
+        check_shape(theta, "2,3", name="theta")
+        theta = theta.expand(batch.shape[0], 2, 3)
+    check_shape(theta, "N,2,3", name="theta")
+    if theta.shape[0] != batch.shape[0]:
+        raise ValueError(
+            f"theta must have one matrix per image ({batch.shape[0]}); got theta of shape {tuple(theta.shape)}"
+        )
+    height, width = batch.shape[-2:] if size is None else check_size(size, "size", 2)
+    out_size = (batch.shape[0], batch.shape[1], height, width)
+    if sampler == "torch":
+        grid = F.affine_grid(theta.to(batch.dtype), out_size, align_corners=align_corners)
+        out = F.grid_sample(batch, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    else:
+        grid = affine_grid(theta.to(batch.dtype), out_size, align_corners=align_corners)
+        out = grid_sample(batch, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    return out if image.dim() == 4 else out[0, 0]

@@ -62,7 +62,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import config
-from .data import CANVAS_SIZE, DATASETS, DISTORTIONS, load_datasets
+from .config import artifacts_dir
+from .data import CANVAS_SIZE, DATASETS, DISTORTIONS, load_datasets, to_float
 from .models import CLASSIFIERS, MODELS, PADDING_MODES, PLACEMENTS, SAMPLERS, TRANSFORMS, build_model, count_parameters
 from .undo import format_undo, undo_stats
 from .validation import check_choice
@@ -84,6 +85,7 @@ __all__ = [
     "evaluate",
     "train",
     "metrics_path",
+    "cli_checkpoint",
     "save_checkpoint",
     "load_checkpoint",
     "fit_or_load",
@@ -108,7 +110,7 @@ class Recipe:
         model: one of ``stnlib.models.MODELS``.
         transform: ``"affine"``, ``"attention"`` or ``"projective"`` (``"stn"`` and ``"cnn"`` models).
         out_size: side of the transformer's square output (``"stn"`` and ``"cnn"`` models).
-        normalize: ``"after"`` or ``"before"`` the transformer.
+        normalise: ``"after"`` or ``"before"`` the transformer.
         padding_mode: the sampler's padding: ``"zeros"``, ``"border"`` or ``"reflection"``.
         sampler: ``"torch"`` or ``"stnlib"`` (the hand-built one; slower, same results).
         optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
@@ -145,7 +147,7 @@ class Recipe:
     model: str = "stn"
     transform: str = "affine"
     out_size: int = 28
-    normalize: str = "after"
+    normalise: str = "after"
     padding_mode: str = "zeros"
     sampler: str = "torch"
     optimizer: str = "adam"
@@ -170,7 +172,7 @@ class Recipe:
     def __post_init__(self):
         check_choice(self.model, MODELS, "model")
         check_choice(self.transform, TRANSFORMS, "transform")
-        check_choice(self.normalize, PLACEMENTS, "normalize")
+        check_choice(self.normalise, PLACEMENTS, "normalise")
         check_choice(self.padding_mode, PADDING_MODES, "padding_mode")
         check_choice(self.sampler, SAMPLERS, "sampler")
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
@@ -200,7 +202,7 @@ RECIPES = {
     "default": Recipe(),
     "tutorial": Recipe(
         model="tutorial",
-        normalize="before",
+        normalise="before",
         padding_mode="zeros",
         optimizer="sgd",
         lr=0.01,
@@ -213,7 +215,7 @@ RECIPES = {
     ),
     "plain-adam": Recipe(
         model="tutorial",
-        normalize="before",
+        normalise="before",
         padding_mode="zeros",
         optimizer="adam",
         lr=3e-3,
@@ -266,7 +268,7 @@ def model_for(recipe: Recipe, data) -> nn.Module:
         dataset=getattr(data, "dataset", "mnist"),
         transform=recipe.transform,
         out_size=(recipe.out_size, recipe.out_size),
-        normalize=recipe.normalize,
+        normalise=recipe.normalise,
         sampler=recipe.sampler,
         padding_mode=recipe.padding_mode,
         loc_downsample=recipe.loc_downsample,
@@ -321,10 +323,6 @@ def _tensors(data):
     return data.images, data.labels
 
 
-def _as_float(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-
-
 def theta_stats(theta: torch.Tensor) -> dict:
     """Summary of a batch of transforms, to watch the localisation network.
 
@@ -373,7 +371,7 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device="auto") -
     total_loss, errors, thetas = 0.0, 0, []
     with_theta = hasattr(model, "theta") and getattr(model, "use_stn", True)
     for start in range(0, len(labels), batch_size):
-        x = _as_float(images[start : start + batch_size]).to(device)
+        x = to_float(images[start : start + batch_size]).to(device)
         y = labels[start : start + batch_size].to(device)
         out = model(x)
         total_loss += F.cross_entropy(out, y, reduction="sum").item()
@@ -499,7 +497,7 @@ def train(
         model.train()
         for index in torch.randperm(n, generator=generator).split(recipe.batch_size):
             index = index.to(device)
-            x, y = _as_float(images[index]), labels[index]
+            x, y = to_float(images[index]), labels[index]
             out = model(x)
             loss = F.cross_entropy(out, y)
             if not torch.isfinite(loss):
@@ -560,6 +558,21 @@ def train(
 def metrics_path(ckpt_path) -> Path:
     """Where the metrics JSON of a checkpoint lives: the same name with ``.json``."""
     return Path(ckpt_path).with_suffix(".json")
+
+
+def cli_checkpoint(
+    dataset: str = "mnist", distortion: str = "rts", model: str = "stn", recipe: str = "default", seed: int = 0
+) -> Path:
+    """Where ``python -m stnlib.train`` saves a run when ``--out`` is not given.
+
+    ``artifacts/runs/<dataset>-<distortion>-<model>-<recipe>-seed<seed>.pt`` under the repository
+    root (:func:`stnlib.config.artifacts_dir`), so a notebook can load what the command line trained.
+
+    Example:
+        >>> cli_checkpoint("mnist", "r", "stn", "default", 0).name
+        'mnist-r-stn-default-seed0.pt'
+    """
+    return artifacts_dir("runs") / f"{dataset}-{distortion}-{model}-{recipe}-seed{seed}.pt"
 
 
 def save_checkpoint(ckpt_path, model: nn.Module, metrics: dict) -> Path:
@@ -637,7 +650,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", choices=MODELS)
     parser.add_argument("--transform", choices=TRANSFORMS)
     parser.add_argument("--out-size", type=int, help="side of the transformer's output")
-    parser.add_argument("--normalize", choices=PLACEMENTS)
+    parser.add_argument(
+        "--normalise",
+        "--normalize",
+        choices=PLACEMENTS,
+        help="where the model normalises: after (default) or before the transformer",
+    )
     parser.add_argument("--padding-mode", choices=PADDING_MODES)
     parser.add_argument("--sampler", choices=SAMPLERS)
     parser.add_argument("--optimizer", choices=OPTIMIZERS)
@@ -694,7 +712,7 @@ def main(argv=None) -> dict:
             "model",
             "transform",
             "out_size",
-            "normalize",
+            "normalise",
             "padding_mode",
             "sampler",
             "optimizer",
@@ -739,8 +757,11 @@ def main(argv=None) -> dict:
     )
     progress = False if args.no_progress else None
     metrics = train(model, train_data, test_data, recipe, seed=args.seed, device=device, progress=progress)
-    name = f"{args.dataset}-{args.distortion}-{recipe.model}-{args.recipe}-seed{args.seed}"
-    ckpt = Path(args.out) if args.out else Path("artifacts") / "runs" / f"{name}.pt"
+    ckpt = (
+        Path(args.out)
+        if args.out
+        else cli_checkpoint(args.dataset, args.distortion, recipe.model, args.recipe, args.seed)
+    )
     json_path = save_checkpoint(ckpt, model, metrics)
     history = metrics["history"][-1]
     errors, n = round(history["test_error"] * len(test_data)), len(test_data)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import torch
 
 from .blocking import reference
+from .data import to_float
 from .validation import check_floating, check_shape
 
 __all__ = [
@@ -204,8 +205,7 @@ def undo_stats(model, test_set, *, device="cpu", batch_size: int = 1000) -> dict
         return None
     was_training = model.training
     model.eval()
-    images = test_set.images.float() / 255.0 if test_set.images.dtype == torch.uint8 else test_set.images.float()
-    learned = torch.cat([model.theta(x.to(device)).cpu() for x in images.split(batch_size)])
+    learned = torch.cat([model.theta(to_float(x).to(device)).cpu() for x in test_set.images.split(batch_size)])
     model.train(was_training)
     return undo_stats_from_theta(learned, ideal)
 

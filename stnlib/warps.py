@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from .blocking import reference
+from .geometry import pixel_centres_norm
 from .validation import check_floating, check_shape, check_size
 
 __all__ = ["base_grid", "projective_grid", "homography_from_points", "tps_control_points", "tps_grid"]
@@ -45,14 +46,8 @@ def base_grid(size, *, align_corners: bool, dtype=None, device=None) -> torch.Te
     """
     height, width = check_size(size, "size", 2)
     dtype = dtype or torch.get_default_dtype()
-
-    def axis(n):
-        if n == 1:
-            return torch.zeros(1, dtype=dtype, device=device)
-        coords = torch.linspace(-1.0, 1.0, n, dtype=dtype, device=device)
-        return coords if align_corners else coords * ((n - 1) / n)
-
-    xs, ys = axis(width), axis(height)
+    xs = pixel_centres_norm(width, align_corners=align_corners, dtype=dtype, device=device)
+    ys = pixel_centres_norm(height, align_corners=align_corners, dtype=dtype, device=device)
     return torch.stack(
         [
             xs.expand(height, width),

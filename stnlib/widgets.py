@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from . import images as _images
-from .geometry import compose_theta, decompose_theta
-from .sampling import PADDING_MODES, affine_grid, grid_sample, unnormalise
+from .geometry import compose_theta, decompose_theta, pixel_to_normalised, unnormalise
+from .sampling import PADDING_MODES, affine_grid, grid_sample
 from .validation import check_choice, check_floating, check_shape
 
 __all__ = [
@@ -185,15 +185,12 @@ def padded_input(image: torch.Tensor, *, margin: int, align_corners: bool, paddi
     check_floating(image, "image")
     check_shape(image, "H,W", name="image")
     height, width = image.shape
-    dtype = torch.float32
-
-    def norm(n: int) -> torch.Tensor:
-        pix = torch.arange(-margin, n + margin, dtype=torch.float64)
-        return (2 * pix / (n - 1) - 1 if align_corners and n > 1 else (2 * pix + 1) / n - 1).to(dtype)
-
-    ys, xs = torch.meshgrid(norm(height), norm(width), indexing="ij")
-    grid = torch.stack([xs, ys], dim=-1)[None]
-    img = image.detach().to(dtype)[None, None]
+    rows = torch.arange(-margin, height + margin, dtype=torch.float64)
+    cols = torch.arange(-margin, width + margin, dtype=torch.float64)
+    ys, xs = torch.meshgrid(rows, cols, indexing="ij")
+    xy_pix = torch.stack([xs, ys], dim=-1)  # the centre of every pixel of the padded picture
+    grid = pixel_to_normalised(xy_pix, size=(height, width), align_corners=align_corners).to(torch.float32)[None]
+    img = image.detach().to(torch.float32)[None, None]
     return grid_sample(img, grid, mode="nearest", padding_mode=padding_mode, align_corners=align_corners)[0, 0]
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stnlib import data, geometry
+from stnlib import config, data, geometry
 from stnlib.warps import projective_grid, tps_control_points, tps_grid
 
 TOL = 0.5 / 255 + 1e-5  # stored images are rounded to uint8
@@ -41,6 +41,31 @@ class TestDataDir:
     def test_default_is_repo_data(self, monkeypatch):
         monkeypatch.delenv("STN_DATA_DIR", raising=False)
         assert data.data_dir().name == "data" and (data.data_dir().parent / "stnlib").is_dir()
+
+
+class TestConfig:
+    """stnlib.config: the one place for environment flags and the course's folders."""
+
+    @pytest.mark.parametrize(
+        "value, expected", [("1", True), (" YES ", True), ("true", True), ("0", False), ("", False)]
+    )
+    def test_env_flag(self, monkeypatch, value, expected):
+        monkeypatch.setenv("STN_SOME_FLAG", value)
+        assert config.env_flag("STN_SOME_FLAG") is expected
+
+    def test_offline_and_fast_read_their_variables(self, monkeypatch):
+        monkeypatch.setenv("STN_OFFLINE", "1")
+        monkeypatch.setenv("STN_FAST", "no")
+        assert config.offline_mode() and data.offline_mode() and not config.fast_mode()
+
+    def test_artifacts_dir(self, monkeypatch, tmp_path):
+        monkeypatch.delenv("STN_ARTIFACTS_DIR", raising=False)
+        assert config.artifacts_dir("runs") == config.REPO_ROOT / "artifacts" / "runs"
+        monkeypatch.setenv("STN_ARTIFACTS_DIR", str(tmp_path))
+        assert config.artifacts_dir("a", "b") == tmp_path / "a" / "b"
+
+    def test_results_path_points_at_committed_results(self):
+        assert config.results_path("rotation.json").is_file()
 
 
 class TestFallback:
@@ -278,6 +303,30 @@ class TestDataset:
             data.distorted_digits("mnist", "r", limit=0, base=base)
 
     def test_normalisation_constants(self):
-        assert data.NORMALIZATION["mnist"] == (0.1307, 0.3081)
+        assert data.NORMALISATION["mnist"] == (0.1307, 0.3081)
         x = torch.zeros(1)
-        assert torch.allclose(data.normalize(x), torch.tensor([-0.1307 / 0.3081]))
+        assert torch.allclose(data.normalise(x), torch.tensor([-0.1307 / 0.3081]))
+        torch.testing.assert_close(data.denormalise(data.normalise(x, "fashion-mnist"), "fashion-mnist"), x)
+
+    def test_american_spellings_are_aliases(self):
+        assert data.NORMALIZATION is data.NORMALISATION
+        assert data.normalize is data.normalise and data.denormalize is data.denormalise
+
+
+class TestToFloat:
+    def test_uint8_is_scaled_float_is_cast(self):
+        torch.testing.assert_close(
+            data.to_float(torch.tensor([0, 51, 255], dtype=torch.uint8)), torch.tensor([0.0, 0.2, 1.0])
+        )
+        half = torch.tensor([0.25], dtype=torch.float64)
+        assert data.to_float(half).dtype == torch.float32 and data.to_float(half).item() == 0.25
+
+    def test_dataset_items_are_floats_in_unit_range(self, base):
+        ds = data.distorted_digits("mnist", "r", limit=4, base=base)
+        image, _ = ds[0]
+        assert image.dtype == torch.float32 and 0.0 <= image.min() and image.max() <= 1.0
+        torch.testing.assert_close(image, ds.images[0].double().div(255).float())
+
+    def test_not_a_tensor(self):
+        with pytest.raises(TypeError, match="images must be a torch.Tensor; got list"):
+            data.to_float([0, 255])

@@ -119,6 +119,31 @@ class TestNormalisedCoordinates:
             G.normalised_to_pixel(grid, size=size, align_corners=align_corners), xy_pix, atol=1e-5, rtol=0
         )
 
+    @pytest.mark.filterwarnings("ignore:Since version 1.3.0, affine_grid behavior has changed")
+    @pytest.mark.parametrize("align_corners", [False, True])
+    @pytest.mark.parametrize("n", [1, 2, 5, 28])
+    def test_pixel_centres_norm_is_torch_identity_grid_bit_for_bit(self, n, align_corners):
+        # Oracle: the x column of torch's identity grid on a 1 x n image, compared exactly.
+        grid = F.affine_grid(torch.eye(2, 3)[None], (1, 1, 1, n), align_corners=align_corners)[0, 0, :, 0]
+        assert torch.equal(G.pixel_centres_norm(n, align_corners=align_corners), grid)
+        if n > 1:  # and the formula of normalisation_matrix at the pixels 0 .. n - 1
+            xy = torch.stack([torch.arange(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)], -1)
+            expected = G.pixel_to_normalised(xy, size=(2, n), align_corners=align_corners)[:, 0]
+            torch.testing.assert_close(
+                G.pixel_centres_norm(n, align_corners=align_corners, dtype=torch.float64), expected
+            )
+
+    @pytest.mark.parametrize("align_corners", [False, True])
+    def test_unnormalise_inverts_the_normalisation(self, align_corners):
+        coord = torch.linspace(-1.5, 1.5, 13, dtype=torch.float64, requires_grad=True)
+        pix = G.unnormalise(coord, 7, align_corners=align_corners)
+        xy = torch.stack([coord, torch.zeros_like(coord)], -1)
+        expected = G.normalised_to_pixel(xy.detach(), size=(2, 7), align_corners=align_corners)[:, 0]
+        torch.testing.assert_close(pix.detach(), expected)
+        pix.sum().backward()  # differentiable: d pix / d coord = (W - 1) / 2 or W / 2
+        torch.testing.assert_close(coord.grad, torch.full_like(coord, 3.0 if align_corners else 3.5))
+        assert coord.detach().min() == -1.5  # the input is not changed in place
+
     def test_edges_and_centres_by_hand(self):
         # W = 4: align_corners=False puts -1/+1 on the outer edges x = -0.5 and x = 3.5.
         edges = G.normalised_to_pixel(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), size=(2, 4), align_corners=False)

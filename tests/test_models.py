@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from stnlib import models
-from stnlib.data import NORMALIZATION
+from stnlib.data import NORMALISATION
 from stnlib.warps import projective_grid
 
 torch.set_num_threads(1)
@@ -129,7 +129,7 @@ class TestNormalisationPlacement:
     """pytorch/tutorials issue #1117: with normalisation before the transformer, zero padding inserts a bright frame."""
 
     def test_after_pads_with_true_background(self):
-        model = models.STNClassifier((28, 28), normalize="after")
+        model = models.STNClassifier((28, 28), normalise="after")
         _set_theta(model, [2.0, 0.0, 0.0, 0.0, 2.0, 0.0])  # zoom out: the border reads outside
         out = model.stn(_digits())
         assert out[..., 0, :].abs().max() == 0  # background stays 0
@@ -137,20 +137,20 @@ class TestNormalisationPlacement:
         torch.testing.assert_close(z[..., 0, 0], torch.full_like(z[..., 0, 0], -0.1307 / 0.3081))
 
     def test_before_with_zeros_makes_a_frame(self):
-        model = models.STNClassifier((28, 28), normalize="before", padding_mode="zeros")
+        model = models.STNClassifier((28, 28), normalise="before", padding_mode="zeros")
         _set_theta(model, [2.0, 0.0, 0.0, 0.0, 2.0, 0.0])
         z = model._warp(_digits())
         assert z[..., 0, 0].min() == 0  # 0 is brighter than the normalised background -0.42
         assert torch.allclose(model.stn(_digits())[..., 0, 0], torch.tensor(0.1307))
 
     def test_before_with_border_has_no_frame(self):
-        model = models.STNClassifier((28, 28), normalize="before", padding_mode="border")
+        model = models.STNClassifier((28, 28), normalise="before", padding_mode="border")
         _set_theta(model, [2.0, 0.0, 0.0, 0.0, 2.0, 0.0])
         torch.testing.assert_close(model.stn(_digits())[..., 0, :], torch.zeros(4, 1, 28), atol=1e-6, rtol=0)
 
     def test_constants_come_from_data(self):
         model = models.STNClassifier((28, 28), dataset="fashion-mnist")
-        assert (model.norm.mean.item(), model.norm.std.item()) == pytest.approx(NORMALIZATION["fashion-mnist"])
+        assert (model.norm.mean.item(), model.norm.std.item()) == pytest.approx(NORMALISATION["fashion-mnist"])
 
 
 class TestSizes:

@@ -196,6 +196,55 @@ class TestGridSample:
             sampling.grid_sample(**args)
 
 
+class TestWarp:
+    """sampling.warp: torch's affine_grid + grid_sample (the oracle) in one call, for (H, W) images and batches."""
+
+    @pytest.mark.parametrize("sampler", ["torch", "stnlib"])
+    @pytest.mark.parametrize("align_corners", [False, True])
+    def test_batch_matches_torch(self, sampler, align_corners):
+        g = torch.Generator().manual_seed(3)
+        image, theta = torch.rand(2, 3, 5, 7, generator=g), random_theta(2, torch.float32, g)
+        grid = F.affine_grid(theta, (2, 3, 4, 6), align_corners=align_corners)
+        expected = F.grid_sample(image, grid, padding_mode="border", align_corners=align_corners)
+        got = sampling.warp(image, theta, (4, 6), align_corners=align_corners, padding_mode="border", sampler=sampler)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+    def test_single_image_and_single_theta(self):
+        image = torch.rand(5, 7)
+        theta = geometry.compose_theta(rotation_deg=30.0, tx=0.2)
+        expected = F.grid_sample(image[None, None], F.affine_grid(theta[None], (1, 1, 5, 7), align_corners=False))
+        out = sampling.warp(image, theta)
+        assert out.shape == (5, 7)
+        torch.testing.assert_close(out, expected[0, 0])
+        torch.testing.assert_close(sampling.warp(image, theta[None]), out)  # (1, 2, 3) serves too
+
+    def test_hand_built_sampler_is_differentiable_in_theta(self):
+        theta = geometry.compose_theta(scale_x=0.9, scale_y=0.9, dtype=torch.float64)[None].requires_grad_(True)
+        image = torch.rand(1, 1, 6, 6, dtype=torch.float64)
+        sampling.warp(image, theta, sampler="stnlib").sum().backward()
+        assert theta.grad is not None and theta.grad.abs().sum() > 0
+
+    @pytest.mark.parametrize(
+        "image, theta, message",
+        [
+            (
+                torch.zeros(1, 5, 5),
+                torch.eye(2, 3),
+                r"image must have shape \(H, W\) or \(N, C, H, W\); got \(1, 5, 5\)",
+            ),
+            (torch.zeros(5, 5), torch.eye(3), r"theta must have shape \(2, 3\)"),
+            (
+                torch.zeros(2, 1, 5, 5),
+                torch.eye(2, 3)[None].repeat(3, 1, 1),
+                r"theta must have one matrix per image \(2\)",
+            ),
+        ],
+    )
+    def test_exception(self, image, theta, message):
+        with pytest.raises(ValueError, match=message):
+            sampling.warp(image, theta)
+
+
 class TestBlocking:
     def test_reference_ops_blocked_inside_and_restored_after(self):
         from torch.nn.functional import grid_sample as aliased  # an alias taken before blocking

@@ -49,12 +49,12 @@ class TestRecipes:
         r = train.RECIPES["tutorial"]
         assert (r.model, r.optimizer, r.lr, r.momentum) == ("tutorial", "sgd", 0.01, 0.0)
         assert (r.batch_size, r.epochs) == (64, 20)
-        assert (r.schedule, r.loc_lr_mult, r.normalize, r.padding_mode) == ("constant", 1.0, "before", "zeros")
+        assert (r.schedule, r.loc_lr_mult, r.normalise, r.padding_mode) == ("constant", 1.0, "before", "zeros")
 
     def test_plain_adam_recipe(self):
         """The benchmark's third row: the tutorial with only the optimiser changed."""
         r, t = train.RECIPES["plain-adam"], train.RECIPES["tutorial"]
-        assert (r.model, r.normalize, r.padding_mode) == (t.model, t.normalize, t.padding_mode)
+        assert (r.model, r.normalise, r.padding_mode) == (t.model, t.normalise, t.padding_mode)
         assert (r.optimizer, r.schedule, r.batch_size, r.loc_lr_mult, r.epochs) == ("adam", "onecycle", 128, 0.1, 5)
 
     def test_redraw(self):
@@ -84,7 +84,7 @@ class TestRecipes:
     def test_default_recipe(self):
         r = train.RECIPES["default"]
         assert (r.model, r.optimizer, r.schedule, r.loc_lr_mult, r.batch_size) == ("stn", "adam", "onecycle", 0.3, 64)
-        assert r.normalize == "after"
+        assert r.normalise == "after"
 
     def test_overrides(self):
         r = train.get_recipe("tutorial", epochs=2, lr=None)
@@ -314,6 +314,14 @@ class TestCommandLine:
         assert out.exists() and (tmp_path / "run.json").exists()
         assert metrics["data"]["distortion"] == "rts" and metrics["recipe"]["epochs"] == 1
 
+    def test_default_checkpoint_path(self, tmp_path, monkeypatch, capsys):
+        """Without --out the run lands where train.cli_checkpoint says (notebook 05 loads it from there)."""
+        monkeypatch.setenv("STN_ARTIFACTS_DIR", str(tmp_path))
+        train.main(["--distortion", "r", "--epochs", "1", "--limit", "64", "--seed", "3", "--no-progress"])
+        expected = tmp_path / "runs" / "mnist-r-stn-default-seed3.pt"
+        assert train.cli_checkpoint("mnist", "r", "stn", "default", 3) == expected
+        assert expected.exists() and f"checkpoint: {expected}" in capsys.readouterr().out
+
     def test_undo_line(self, tmp_path, capsys):
         """An STN on R prints the undo line and stores it in the metrics JSON; scale and shift are n/a on R."""
         out = tmp_path / "r.pt"
@@ -451,7 +459,7 @@ class TestRecipeBenchmark:
                 "lr",
                 "momentum",
                 "schedule",
-                "normalize",
+                "normalise",
                 "padding_mode",
             }, (name, changed)
         assert ablations["epochs-double"][1].epochs == 2 * base["epochs"]
