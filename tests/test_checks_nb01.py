@@ -148,6 +148,25 @@ def test_rotation_dtype_lost_fails():
     )
 
 
+def test_rotation_float64_for_a_python_float_names_the_default_dtype():
+    """For a Python float the expected dtype is torch's default: the message says so, not "keep the input's dtype"."""
+
+    def float64(angle_deg):
+        return _rotation(torch.tensor(angle_deg, dtype=torch.float64))
+
+    with pytest.raises(
+        CheckFailed, match=r"expected dtype torch.float32, got torch.float64 \(the input is a Python float"
+    ) as err:
+        nb01.check_rotation_by_hand(float64)
+    assert "keep the input's dtype" not in str(err.value)
+
+    def rotate_about_float64(angle_deg, center_xy):
+        return (_t(*center_xy) @ _rotation(float(angle_deg)) @ _t(-center_xy[0], -center_xy[1])).double()
+
+    with pytest.raises(CheckFailed, match=r"rotate_about on .*got torch.float64 \(the input is a Python float"):
+        nb01.check_rotate_about(rotate_about_float64)
+
+
 # --------------------------------------------------------------------------- 4. rotate_about
 def _t(tx, ty):
     return torch.tensor([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
@@ -238,6 +257,21 @@ def test_matrix_from_theta_unbatched_eye_fails():
         return m
 
     _fails(nb01.check_matrix_from_theta, eye, r"batch of shape \(2, 2, 3\), float64: raised")
+
+
+def test_matrix_from_theta_one_batch_axis_only_fails():
+    """A bottom row built for (B, 2, 3) only: the visible check has a batch with two batch axes."""
+
+    def one_batch_axis(th):
+        if th.dim() == 2:
+            return torch.cat([th, torch.tensor([[0.0, 0.0, 1.0]], dtype=th.dtype)], dim=0)
+        bottom = torch.zeros(len(th), 1, 3, dtype=th.dtype)
+        bottom[:, 0, 2] = 1.0
+        return torch.cat([th, bottom], dim=1)
+
+    _fails(
+        nb01.check_matrix_from_theta, one_batch_axis, r"shape \(1, 2, 2, 3\) \(two batch axes.*: raised RuntimeError"
+    )
 
 
 def test_matrix_from_theta_in_place_fails():

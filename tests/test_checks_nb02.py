@@ -103,11 +103,73 @@ def test_pixel_to_norm_mistakes(wrong, match):
 
 
 def test_pixel_to_norm_dtype_and_delegation():
-    nb02.check_pixel_to_norm(p2n_float32)  # visible check is float32 only
+    """A result cast to float32 fails the visible check already (it has a float64 case), not only the grader."""
+    with pytest.raises(CheckFailed, match=r"float64\), size=\(40, 60\).*expected a torch.float64 result"):
+        nb02.check_pixel_to_norm(p2n_float32)
     with pytest.raises(CheckFailed, match="expected a torch.float64 result"):
         nb02.grade_pixel_to_norm(p2n_float32)
-    with pytest.raises(RuntimeError, match="not available"):
+    with pytest.raises((RuntimeError, CheckFailed), match="not available"):
         nb02.check_pixel_to_norm(p2n_stnlib)
+
+
+def p2n_float32_constants(xy_pix, *, size, align_corners):
+    """The scale made with torch.tensor (float32): the result is float64 by promotion, but float32-accurate."""
+    height, width = size
+    if align_corners:
+        scale = torch.tensor([2 / (width - 1), 2 / (height - 1)])
+        return xy_pix * scale - 1
+    scale = torch.tensor([2 / width, 2 / height])
+    return (xy_pix + 0.5) * scale - 1
+
+
+def test_pixel_to_norm_float32_constants_fail_visibly():
+    with pytest.raises(CheckFailed, match=r"(?s)size=\(40, 60\).*Hint: the dtype is right but the values are only "):
+        nb02.check_pixel_to_norm(p2n_float32_constants)
+
+
+def p2n_true_formula_hint(xy_pix, *, size, align_corners):
+    """Right for align_corners=True, the True formula for False too."""
+    return p2n_true_formula_always(xy_pix, size=size, align_corners=align_corners)
+
+
+def test_pixel_to_norm_hint_gives_the_pixel_to_norm_formula():
+    """The hint gives x = f(x_pix), the formula pixel_to_norm needs, not the inverse x_pix = ... of norm_to_pixel."""
+    with pytest.raises(CheckFailed) as err:
+        nb02.check_pixel_to_norm(p2n_true_formula_always)
+    text = str(err.value)
+    assert "x = (2 * x_pix + 1) / W - 1" in text and "x_pix = " not in text
+
+    def false_formula_always(xy_pix, *, size, align_corners):
+        x, y = _norm(xy_pix[..., 0], xy_pix[..., 1], size, False)
+        return torch.stack([x, y], -1)
+
+    with pytest.raises(CheckFailed, match=r"align_corners=False formula.*x = 2 \* x_pix / \(W - 1\) - 1"):
+        nb02.check_pixel_to_norm(false_formula_always)
+
+
+def p2n_no_half_pixel(xy_pix, *, size, align_corners):
+    height, width = size
+    if align_corners:
+        x, y = _norm(xy_pix[..., 0], xy_pix[..., 1], size, True)
+    else:
+        x, y = 2 * xy_pix[..., 0] / width - 1, 2 * xy_pix[..., 1] / height - 1
+    return torch.stack([x, y], -1)
+
+
+def test_pixel_to_norm_half_pixel_hint():
+    with pytest.raises(CheckFailed, match=r"Hint: 2 \* x_pix / W - 1 .*x = \(2 \* x_pix \+ 1\) / W - 1"):
+        nb02.check_pixel_to_norm(p2n_no_half_pixel)
+
+
+def test_pixel_to_norm_error_is_wrapped_with_the_input():
+    """torch.stack(..., dim=2) works for the (H, W, 2) grid but not for a list of points (P, 2)."""
+
+    def stack_dim_2(xy_pix, *, size, align_corners):
+        x, y = _norm(xy_pix[..., 0], xy_pix[..., 1], size, align_corners)
+        return torch.stack([x, y], dim=2)
+
+    with pytest.raises(CheckFailed, match=r"pixel_to_norm on xy_pix of shape \(3, 2\).*: raised IndexError"):
+        nb02.check_pixel_to_norm(stack_dim_2)
 
 
 def n2p_half_pixel(xy_norm, *, size, align_corners):
@@ -155,8 +217,32 @@ def test_norm_to_pixel_mistakes(wrong, match):
 
 
 def test_norm_to_pixel_delegation():
-    with pytest.raises(RuntimeError, match="not available"):
+    with pytest.raises((RuntimeError, CheckFailed), match="not available"):
         nb02.check_norm_to_pixel(n2p_stnlib)
+
+
+def test_norm_to_pixel_half_pixel_hint_for_align_corners_true():
+    """(x + 1) / 2 * W with align_corners=True: the hint gives the True formula, not the False one."""
+
+    def half_pixel_for_true(xy_norm, *, size, align_corners):
+        height, width = size
+        if not align_corners:
+            return torch.stack([((xy_norm[..., 0] + 1) * width - 1) / 2, ((xy_norm[..., 1] + 1) * height - 1) / 2], -1)
+        return torch.stack([(xy_norm[..., 0] + 1) / 2 * width, (xy_norm[..., 1] + 1) / 2 * height], -1)
+
+    with pytest.raises(CheckFailed) as err:
+        nb02.check_norm_to_pixel(half_pixel_for_true)
+    text = str(err.value)
+    assert "align_corners=True" in text and "x_pix = (x + 1) / 2 * (W - 1)" in text
+    assert "subtract 1/2" not in text and "((x + 1) * W - 1) / 2" not in text
+
+
+def test_norm_to_pixel_dtype_is_checked_visibly():
+    def float32(xy_norm, *, size, align_corners):
+        return n2p_swapped_hw(xy_norm, size=size[::-1], align_corners=align_corners).float()
+
+    with pytest.raises(CheckFailed, match="expected a torch.float64 result for torch.float64 input"):
+        nb02.check_norm_to_pixel(float32)
 
 
 def _shift(dx, dy, size, align_corners, *, sign=-1.0, corners=None, swap=False, pixels=False):
@@ -192,8 +278,19 @@ def test_theta_shift_pixels_delegation():
         move = geometry.translation_matrix(float(dx), float(dy))
         return geometry.theta_from_pixel_transform(move, src_size=size, align_corners=align_corners)
 
-    with pytest.raises(RuntimeError, match="not available"):
+    with pytest.raises((RuntimeError, CheckFailed), match="not available"):
         nb02.check_theta_shift_pixels(via_stnlib)
+
+
+def test_theta_shift_pixels_error_is_wrapped_with_the_input():
+    def wrong_unpack(dx, dy, *, size, align_corners):
+        height, width, _ = size  # size is (H, W)
+        return _shift(dx, dy, (height, width), align_corners)
+
+    with pytest.raises(
+        CheckFailed, match=r"theta_shift_pixels on dx_pix=2, dy_pix=1, size=\(4, 6\).*raised ValueError"
+    ):
+        nb02.check_theta_shift_pixels(wrong_unpack)
 
 
 def _axis(n, align_corners, *, corners=None):
@@ -267,8 +364,14 @@ def _grid(theta, size, align_corners, *, corners=None, base_dtype=None, transpos
     "wrong, match",
     [
         (lambda t, s, align_corners=False: _grid(t, s, align_corners, transpose_linear=True), "transposed"),
-        (lambda t, s, align_corners=False: _grid(t, s, align_corners, corners=True), "align_corners=True formula"),
-        (lambda t, s, align_corners=False: _grid(t, s, align_corners, corners=False), "align_corners=False formula"),
+        (
+            lambda t, s, align_corners=False: _grid(t, s, align_corners, corners=True),
+            r"align_corners=True grid.*centres are at x = \(2 j \+ 1\) / W - 1",
+        ),
+        (
+            lambda t, s, align_corners=False: _grid(t, s, align_corners, corners=False),
+            r"align_corners=False grid.*centres are at x = 2 j / \(W - 1\) - 1",
+        ),
         (lambda t, s, align_corners=False: _grid(t, s, align_corners, drop_shift=True), "translation is missing"),
         (lambda t, s, align_corners=False: _grid(t, s, align_corners).flip(-1), "x and y are swapped"),
         (lambda t, s, align_corners=False: _grid(t, s, align_corners).transpose(1, 2), r"shape \(N, W, H, 2\)"),
@@ -291,6 +394,24 @@ def test_affine_grid_by_hand_float32_base():
         nb02.check_affine_grid_by_hand_autograd(float32_base)
     with pytest.raises(CheckFailed, match="float32-accurate"):
         nb02.grade_affine_grid_by_hand(float32_base)
+
+
+def test_affine_grid_by_hand_backward_error_is_wrapped():
+    """A tensor that autograd saved, changed in place afterwards: the backward pass fails inside the check."""
+
+    def in_place_after_use(theta, size, align_corners=False):
+        n, _, height, width = size
+        scale = theta * 1.0
+        grid = _grid(scale * scale / theta, size, align_corners)  # scale is saved for the backward pass
+        scale.mul_(1.0)
+        return grid
+
+    with pytest.raises(
+        CheckFailed,
+        match=r"affine_grid_by_hand \(backward pass through your grid\) on theta of shape \(1, 2, 3\).*"
+        r"raised RuntimeError: .*inplace",
+    ):
+        nb02.check_affine_grid_by_hand_autograd(in_place_after_use)
 
 
 def test_affine_grid_by_hand_detached():

@@ -213,12 +213,55 @@ def test_bilinear_sample_gradient_messages_name_the_quantity():
 
 
 def test_bilinear_sample_wrong_default():
+    """A default of True: the visible check calls it without align_corners too, and the hint names the default."""
+
     def fn(input, grid, align_corners=True):  # the default must be False, as torch's
         return _sample(input, grid, align_corners)
 
-    nb03.check_bilinear_sample(fn)  # the visible check always passes align_corners
+    with pytest.raises(
+        CheckFailed, match=r"(?s)align_corners=default.*Hint: .*called without align_corners.*default False"
+    ) as err:
+        nb03.check_bilinear_sample(fn)
+    assert "check the normalised -> pixel formula" not in str(err.value)
     with pytest.raises(CheckFailed, match="align_corners=default"):
         nb03.grade_bilinear_sample(fn)
+
+
+def test_bilinear_sample_error_is_wrapped_with_the_input():
+    """An error inside bilinear_sample is a CheckFailed naming the input; a dimension out of range is not
+    mistaken for a read outside the image."""
+
+    def fn(input, grid, align_corners=False):
+        x, y = grid.unbind(4)  # the grid has 4 dimensions: (x, y) is dim 3
+        return _sample(input, torch.stack([x, y], -1), align_corners)
+
+    with pytest.raises(CheckFailed, match=r"bilinear_sample on input \(1, 1, 3, 4\).*raised IndexError") as err:
+        nb03.check_bilinear_sample(fn)
+    assert "points outside the image" not in str(err.value)
+
+    def float_index(input, grid, align_corners=False):
+        n, c, height, width = input.shape
+        x = ((grid[..., 0] + 1) * width - 1) / 2
+        y = ((grid[..., 1] + 1) * height - 1) / 2
+        index = (y.floor().clamp(0, height - 1) * width + x.floor().clamp(0, width - 1)).reshape(n, 1, -1)
+        return input.reshape(n, c, -1).gather(2, index.expand(n, c, -1))  # the index is still float
+
+    with pytest.raises(CheckFailed, match=r"bilinear_sample on input .*raised RuntimeError: gather"):
+        nb03.check_bilinear_sample(float_index)
+
+
+def test_bilinear_sample_backward_error_is_wrapped():
+    def fn(input, grid, align_corners=False):
+        out = _sample(input, grid, align_corners)
+        one = torch.exp(out * 0.0)  # saved for the backward pass of exp ...
+        result = out * one
+        one.mul_(1.0)  # ... and changed in place afterwards
+        return result
+
+    with pytest.raises(
+        CheckFailed, match=r"bilinear_sample \(backward pass through your result\) on input .*raised RuntimeError"
+    ):
+        nb03.check_bilinear_sample_gradients(fn)
 
 
 def test_bilinear_sample_detached_grid():
@@ -307,6 +350,25 @@ def test_bilinear_grad_one_mistakes(ns):
         nb03.check_bilinear_grad_one(lambda image, x, y: -right(image, x, y))
     with pytest.raises(CheckFailed):
         nb03.grade_bilinear_grad_one(lambda image, x, y: -right(image, x, y))
+
+
+def test_bilinear_grad_one_names_the_derivative(ns):
+    """The result holds two quantities: the message says which of them is wrong."""
+    right = ns["bilinear_grad_one"]
+
+    def wrong_dy(image, x, y):
+        grad = right(image, x, y).clone()
+        grad[1] = -grad[1]
+        return grad
+
+    with pytest.raises(CheckFailed, match=r"at index \(1,\) \(dV/dy_pix\), got"):
+        nb03.check_bilinear_grad_one(wrong_dy)
+
+    def wrong_dx(image, x, y):
+        return right(image, x, y) * torch.tensor([2.0, 1.0], dtype=image.dtype)
+
+    with pytest.raises(CheckFailed, match=r"at index \(0,\) \(dV/dx_pix\), got"):
+        nb03.check_bilinear_grad_one(wrong_dx)
 
 
 def test_bilinear_grad_one_wrong_shape():

@@ -172,9 +172,9 @@ def test_delegating_to_stnlib_fails():
     def theta_mirror():
         return geometry.compose_theta(scale_x=-1.0)
 
-    with pytest.raises(RuntimeError, match="not available"):
+    with pytest.raises((RuntimeError, CheckFailed), match="not available"):
         nb04.check_theta_mirror(theta_mirror)
-    with pytest.raises(RuntimeError, match="not available"):
+    with pytest.raises((RuntimeError, CheckFailed), match="not available"):
         nb04.grade_theta_mirror(theta_mirror)
 
 
@@ -184,9 +184,56 @@ def test_delegating_to_torch_fails():
         F.affine_grid(torch.zeros(1, 2, 3), (1, 1, 2, 2), align_corners=False)
         return torch.tensor([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
 
-    with pytest.raises(RuntimeError, match="affine_grid is not available"):
+    with pytest.raises((RuntimeError, CheckFailed), match="affine_grid is not available"):
         nb04.check_theta_rotate_90(theta_rotate_90)
 
 
 def test_float64_answers_pass(ns):
     nb04.grade_theta_rotate_90(lambda: ns["theta_rotate_90"]().double())
+
+
+# --------------------------------------------------------------------------- what the messages say
+def test_error_inside_the_answer_is_wrapped_with_the_argument():
+    def theta_crop_quadrant(quadrant):
+        if quadrant not in nb04.QUADRANTS:
+            raise ValueError(quadrant)
+        if quadrant.endswith("left"):
+            tx = -0.5
+        return torch.tensor([[0.5, 0.0, tx], [0.0, 0.5, 0.5]])  # tx only set on the left
+
+    with pytest.raises(CheckFailed, match=r"theta_crop_quadrant on quadrant='top-right': raised UnboundLocalError"):
+        nb04.check_theta_crop_quadrant(theta_crop_quadrant)
+
+
+def test_bilinear_blend_is_not_called_an_input_pixel():
+    """A mirror shifted by a fraction of a pixel: nearest sampling is right, bilinear reads between pixels."""
+    with pytest.raises(CheckFailed) as err:
+        nb04.check_theta_mirror(const([[-1.0, 0, 0.1], [0, 1.0, 0]]))
+    text = str(err.value)
+    assert "mode='bilinear'" in text and "shows 4.2, a blend of neighbouring input pixels" in text
+    assert "shows input pixel" not in text
+
+
+def test_message_previews_the_row_and_prints_no_minus_zero():
+    with pytest.raises(CheckFailed) as err:
+        nb04.check_theta_rotate_90(lambda: -torch.eye(2, 3))  # a half turn, written with -0 entries
+    text = str(err.value)
+    assert "expected[0, :] [31, 25, 19, 13, 7, 1]" in text and "got[0, :]      [36, 35, 34, 33, 32, 31]" in text
+    assert "Your theta: [[-1, 0, 0], [0, -1, 0]]" in text and "-0" not in text
+
+
+def test_reminder_only_when_theta_is_the_inverse():
+    """The output -> input reminder comes when the learner's theta is the inverse of the right one, not otherwise."""
+    for theta, check in [
+        ([[2.0, 0, 0], [0, 2.0, 0]], nb04.check_theta_zoom_centre),
+        ([[0.0, -1.0, 0], [1.0, 0.0, 0]], nb04.check_theta_rotate_90),
+    ]:
+        with pytest.raises(CheckFailed, match=r"(?s)Hint: the inverse of your theta gives this view.*Remember"):
+            check(const(theta))
+    for theta, check in [
+        ([[-1.0, 0, -1.0], [0, 1.0, 0]], nb04.check_theta_mirror),  # flipped about the left edge
+        ([[0.0, 1.0, 1.0], [-1.0, 0.0, 0]], nb04.check_theta_rotate_90),  # about the wrong point
+    ]:
+        with pytest.raises(CheckFailed) as err:
+            check(const(theta))
+        assert "Remember" not in str(err.value) and "inverse" not in str(err.value)

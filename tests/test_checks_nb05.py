@@ -226,8 +226,24 @@ def test_init_identity_via_stnlib_model_fails():
             layer.bias.copy_(st.fc_loc[-1].bias)
         return layer
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises((RuntimeError, CheckFailed)):
         nb05.check_init_identity(delegate)  # the visible check already uses Linear(90, 6)
+
+
+def test_init_identity_without_no_grad_is_wrapped_with_a_hint():
+    """zero_() on a Parameter outside torch.no_grad(): torch's message does not say what to do, the hint does."""
+
+    def init_without_no_grad(layer):
+        layer.weight.zero_()
+        layer.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+        return layer
+
+    with pytest.raises(
+        CheckFailed,
+        match=r"(?s)init_identity_ on a random nn.Linear\(32, 6\), float32: raised RuntimeError: a leaf Variable.*"
+        r"Hint: .*with torch.no_grad\(\)",
+    ):
+        nb05.check_init_identity(init_without_no_grad)
 
 
 # --------------------------------------------------------------------------- exercise 3: stn_forward
@@ -283,7 +299,7 @@ def forward_theta_only(x, localization, fc_loc, *, affine_grid_fn, grid_sample_f
         (forward_ignores_loc_input, "theta must come from loc_input"),
         (forward_warps_loc_input, "the sampler must warp x itself, but it got loc_input"),
         (forward_swapped_size, "must get size=x.shape=\\(2, 1, 9, 12\\)"),
-        (forward_swapped_arguments, "must get a grid \\(N, H, W, 2\\) second"),
+        (forward_swapped_arguments, r"stn_forward on x \(2, 1, 9, 12\).*must get a grid \(N, H, W, 2\) second"),
         (forward_theta_only, "return a pair \\(warped, theta\\)"),
     ],
 )
@@ -325,8 +341,51 @@ def test_stn_forward_delegating_to_torch_fails():
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, align_corners=False), theta
 
-    with pytest.raises(RuntimeError, match="not available while this exercise is graded"):
+    with pytest.raises((RuntimeError, CheckFailed), match="not available while this exercise is graded"):
         nb05.check_stn_forward(delegate)
+
+
+def test_stn_forward_error_is_wrapped_with_the_input():
+    """Features not flattened before fc_loc: a CheckFailed naming the input, with a hint (torch only says mat1/mat2)."""
+
+    def unflattened(x, localization, fc_loc, *, affine_grid_fn, grid_sample_fn, loc_input=None):
+        theta = fc_loc(localization(x if loc_input is None else loc_input)).view(-1, 2, 3)
+        return grid_sample_fn(x, affine_grid_fn(theta, x.shape)), theta
+
+    match = r"(?s)stn_forward on x \(2, 1, 9, 12\).*raised RuntimeError: mat1 and mat2.*Hint: .*flatten\(1\)"
+    with pytest.raises(CheckFailed, match=match):
+        nb05.check_stn_forward(unflattened)
+    with pytest.raises(CheckFailed, match=match):
+        nb05.check_stn_forward_gradients(unflattened)
+
+
+def test_stn_forward_gradients_swapped_pair():
+    """(theta, warped) instead of (warped, theta): the gradient check says so before any arithmetic on it."""
+
+    def swapped(x, localization, fc_loc, *, affine_grid_fn, grid_sample_fn, loc_input=None):
+        theta = fc_loc(localization(x if loc_input is None else loc_input).flatten(1)).view(-1, 2, 3)
+        return theta, grid_sample_fn(x, affine_grid_fn(theta, x.shape))
+
+    with pytest.raises(
+        CheckFailed, match=r"expected the warped image of x's shape \(2, 1, 9, 12\) first .*got shape \(2, 2, 3\)"
+    ):
+        nb05.check_stn_forward_gradients(swapped)
+
+
+def test_stn_forward_backward_error_is_wrapped():
+    def in_place_after_use(x, localization, fc_loc, *, affine_grid_fn, grid_sample_fn, loc_input=None):
+        theta = fc_loc(localization(x if loc_input is None else loc_input).flatten(1)).view(-1, 2, 3)
+        warped = grid_sample_fn(x, affine_grid_fn(theta, x.shape))
+        one = torch.exp(warped * 0.0)  # saved for the backward pass of exp ...
+        result = warped * one
+        one.mul_(1.0)  # ... and changed in place afterwards
+        return result, theta
+
+    with pytest.raises(
+        CheckFailed,
+        match=r"stn_forward \(backward pass through your result\) on x \(2, 1, 9, 12\).*raised RuntimeError",
+    ):
+        nb05.check_stn_forward_gradients(in_place_after_use)
 
 
 def test_stn_forward_delegating_to_stnlib_model_fails():
@@ -420,8 +479,44 @@ def test_theta_to_params_delegating_to_stnlib_fails():
         p = geometry.decompose_theta(theta)
         return torch.stack([p.rotation_deg, (p.scale_x * p.scale_y).sqrt(), p.tx, p.ty], -1)
 
-    with pytest.raises(RuntimeError, match="not available"):
+    with pytest.raises((RuntimeError, CheckFailed), match="not available"):
         nb05.check_theta_to_params(delegate)
+
+
+def test_theta_to_params_message_names_the_column():
+    """The result holds four quantities: the message names the column (angle, scale, tx or ty) that differs."""
+    with pytest.raises(CheckFailed, match=r"at index \(\d, 3\) \(ty\), got"):
+        nb05.check_theta_to_params(params_wrong_column)
+    with pytest.raises(CheckFailed, match=r"at index \(\d, 1\) \(scale\), got.*\n.*\n.*\n  Hint: .*square root"):
+        nb05.check_theta_to_params(params_no_sqrt)
+    with pytest.raises(CheckFailed, match=r"\(angle_deg\)(.|\n)*wrong sign.*atan2\(a10 - a01, a00 \+ a11\)"):
+        nb05.check_theta_to_params(params_sign)
+
+
+def test_theta_to_params_float32_result_fails_visibly():
+    """A loop over thetas with math and torch.tensor(...) gives float32: the visible check has a float64 case."""
+
+    def loop(theta):
+        rows = []
+        for (a00, a01, tx), (a10, a11, ty) in theta.tolist():
+            angle = math.degrees(math.atan2(a10 - a01, a00 + a11))
+            rows.append([angle, math.sqrt(a00 * a11 - a01 * a10), tx, ty])
+        return torch.tensor(rows)
+
+    with pytest.raises(
+        CheckFailed,
+        match=r"(?s)\(float64\): expected dtype float64 \(that of theta\), got float32.*Hint: .*torch.tensor",
+    ):
+        nb05.check_theta_to_params(loop)
+
+
+def test_theta_to_params_error_is_wrapped_with_the_input():
+    def one_theta(theta):
+        (a00, a01, _), (a10, a11, _) = theta.tolist()  # one theta (2, 3), not a batch (N, 2, 3)
+        return torch.tensor([math.degrees(math.atan2(a10 - a01, a00 + a11)), 1.0, 0.0, 0.0])
+
+    with pytest.raises(CheckFailed, match=r"theta_to_params on 5 thetas .*: raised ValueError"):
+        nb05.check_theta_to_params(one_theta)
 
 
 def test_polar_oracle_agrees_with_the_closed_form():
@@ -496,10 +591,24 @@ def test_similarity_theta_mistakes(fn, match):
         nb05.check_similarity_theta(fn)
 
 
-def test_similarity_theta_hidden_tests_catch_a_fixed_dtype():
-    nb05.check_similarity_theta(similarity_float32)  # the visible check is float32
+def test_similarity_theta_visible_check_catches_a_fixed_dtype():
+    """params.float() (or torch.zeros without dtype=) gives float32 for float64 params: the visible check says so."""
+    with pytest.raises(
+        CheckFailed, match=r"(?s)float64: expected dtype float64 \(that of params\).*Hint: .*\.float\(\)"
+    ):
+        nb05.check_similarity_theta(similarity_float32)
     with pytest.raises(CheckFailed, match="expected dtype float64"):
         nb05.grade_similarity_theta(similarity_float32)
+
+    def zeros_filled(params):
+        a, s, tx, ty = params.unbind(1)
+        theta = torch.zeros(len(params), 2, 3)  # float32 whatever params is
+        theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = s * torch.cos(a), -s * torch.sin(a), tx
+        theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = s * torch.sin(a), s * torch.cos(a), ty
+        return theta
+
+    with pytest.raises(CheckFailed, match=r"(?s)expected dtype float64.*torch.zeros\(...\) without dtype="):
+        nb05.check_similarity_theta(zeros_filled)
 
 
 def test_similarity_theta_delegating_to_stnlib_fails():

@@ -110,6 +110,23 @@ def test_per_class_error_mistakes(mistake):
         nb06.check_per_class_error(fn)
 
 
+def test_per_class_error_index_is_the_class():
+    """With a class missing in the middle, the index in the message is still the class (not a position among
+    the classes that have samples)."""
+
+    def off_for_class_2(logits, labels, num_classes):
+        out = nb06.per_class_error_reference.__wrapped__(logits, labels, num_classes)
+        out[2] = 0.75
+        return out
+
+    logits = torch.tensor([[3.0, 1.0, 0.0], [0.5, 2.0, 0.0], [0.1, 0.2, 0.9], [0.0, 4.0, 1.0], [2.0, 1.0, 3.0]])
+    labels = torch.tensor([0, 0, 2, 2, 3])  # class 1 has no sample
+    with pytest.raises(
+        CheckFailed, match=r"classes \[1\] have no sample: nan, shown as 0\): expected 0.5 at index \(2,\)"
+    ):
+        nb06._compare_per_class(off_for_class_2, logits, labels, 4, "5 samples, class 1 absent")
+
+
 def test_per_class_error_hand_value():
     # Provenance: written out by hand: class 0 has samples 0 (right) and 1 (wrong), class 1 has 2 (wrong) and 3
     # (right), class 2 has 4 (right); class 3 has none.
@@ -159,10 +176,22 @@ def test_rotation_first_column_only_fails_on_shear():
 
     nb06.check_rotation_from_theta(first_column)
     nb06.grade_rotation_from_theta(first_column)
-    with pytest.raises(CheckFailed, match=r"shear \[\[1, 0.5\], \[0, 1\]\].*not atan2\(a10, a00\)"):
+    hint = r"Hint: atan2\(a10, a00\) is the angle of the first column only.*atan2\(a10 - a01, a00 \+ a11\)"
+    with pytest.raises(CheckFailed, match=r"(?s)shear \[\[1, 0.5\], \[0, 1\]\].*" + hint):
         nb06.check_rotation_from_theta_sheared(first_column)
-    with pytest.raises(CheckFailed, match="random sheared thetas"):
+    with pytest.raises(CheckFailed, match="(?s)random sheared thetas.*" + hint):
         nb06.grade_rotation_from_theta_sheared(first_column)
+
+
+def test_rotation_sheared_says_first_column_only_when_that_is_the_fault():
+    """Radians on a sheared theta: the hint says radians, and nothing about atan2(a10, a00)."""
+
+    def radians(t):
+        return torch.atan2(t[:, 1, 0] - t[:, 0, 1], t[:, 0, 0] + t[:, 1, 1])
+
+    with pytest.raises(CheckFailed, match="Hint: return degrees") as err:
+        nb06.check_rotation_from_theta_sheared(radians)
+    assert "atan2(a10, a00)" not in str(err.value)
 
 
 def test_rotation_delegating_to_stnlib_fails():
@@ -198,6 +227,35 @@ RESIDUAL_MISTAKES = {
 def test_residual_mistakes(fn):
     with pytest.raises(CheckFailed, match="residual_transform on"):
         nb06.check_residual_transform(fn)
+
+
+def test_residual_float32_result_fails_visibly():
+    """A result built with torch.zeros (float32): the visible check has a float64 case and names the dtype."""
+
+    def zeros_filled(tl, tt):
+        out = torch.zeros(len(tl), 2, 3)  # float32 whatever the thetas are
+        out[:, :, :2] = _split(tt)[0] @ _split(tl)[0]
+        out[:, :, 2:] = _split(tt)[0] @ _split(tl)[1] + _split(tt)[1]
+        return out
+
+    with pytest.raises(
+        CheckFailed, match=r"(?s)float64: expected dtype torch.float64 \(that of the thetas\), got torch.float32.*Hint"
+    ):
+        nb06.check_residual_transform(zeros_filled)
+
+
+def test_rotation_and_difference_dtype_named():
+    def rotation_float32(t):
+        return torch.rad2deg(torch.atan2(t[:, 1, 0] - t[:, 0, 1], t[:, 0, 0] + t[:, 1, 1])).float()
+
+    with pytest.raises(CheckFailed, match=r"expected dtype torch.float64 \(that of theta\), got torch.float32"):
+        nb06.check_rotation_from_theta_sheared(rotation_float32)
+
+    def difference_float32(a, b):
+        return (torch.remainder(a - b + 180.0, 360.0) - 180.0).float()
+
+    with pytest.raises(CheckFailed, match=r"float64: .*expected dtype torch.float64 \(that of a and b\)"):
+        nb06.check_angle_difference_deg(difference_float32)
 
 
 def test_residual_delegating_to_stnlib_fails():
@@ -243,12 +301,19 @@ def test_angle_difference_via_atan2_passes():
     nb06.grade_angle_difference_deg(via_atan2)
 
 
-def test_angle_difference_broadcast_is_graded():
+def test_angle_difference_broadcast_is_checked_visibly():
     def no_broadcast(a, b):
         if a.shape != b.shape:
             raise ValueError("shapes differ")
         return torch.remainder(a - b + 180.0, 360.0) - 180.0
 
-    nb06.check_angle_difference_deg(no_broadcast)
+    with pytest.raises(CheckFailed, match=r"shape \(2, 3\) and b .* of shape \(3,\).*raised ValueError"):
+        nb06.check_angle_difference_deg(no_broadcast)
     with pytest.raises(CheckFailed, match=r"broadcast.*raised ValueError"):
         nb06.grade_angle_difference_deg(no_broadcast)
+
+    def element_by_element(a, b):  # a loop over a's first axis, pairing it with b's
+        return torch.stack([torch.remainder(a[i] - b[i] + 180.0, 360.0) - 180.0 for i in range(len(a))])
+
+    with pytest.raises(CheckFailed, match=r"shape \(2, 3\) and b .* as in a - b: expected 110 at index \(1, 0\)"):
+        nb06.check_angle_difference_deg(element_by_element)

@@ -54,7 +54,15 @@ def _row_around(t: torch.Tensor, index: tuple, limit: int = 6) -> tuple[str, str
 
 
 def check_close(
-    got, expected: torch.Tensor, *, fn: str, on: str, atol: float = 1e-5, rtol: float = 0.0, mistakes=()
+    got,
+    expected: torch.Tensor,
+    *,
+    fn: str,
+    on: str,
+    atol: float = 1e-5,
+    rtol: float = 0.0,
+    mistakes=(),
+    labels=(),
 ) -> None:
     """Compare a learner's result with the expected tensor; raise :class:`CheckFailed` if they differ.
 
@@ -73,9 +81,12 @@ def check_close(
         atol, rtol: tolerances.
         mistakes: pairs (tensor that a typical mistake returns, hint): when the values differ and
             ``got`` matches one of them (within ``atol``), the message ends with a ``Hint:`` line.
+        labels: names of the entries along the last axis, when they are different quantities (e.g.
+            ``("dV/dx", "dV/dy")``): the message names the one where the values differ most, e.g.
+            ``expected 0.1 at index (3, 2) (tx), got 0.3``.
     """
     try:
-        _check_close(got, expected, fn=fn, on=on, atol=atol, rtol=rtol)
+        _check_close(got, expected, fn=fn, on=on, atol=atol, rtol=rtol, labels=labels)
     except CheckFailed as err:
         for wrong, hint in mistakes:
             if (
@@ -87,7 +98,7 @@ def check_close(
         raise
 
 
-def _check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float, rtol: float) -> None:
+def _check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float, rtol: float, labels=()) -> None:
     where = f"{fn} on {on}"
     if not isinstance(got, torch.Tensor):
         raise CheckFailed(f"{where}: expected a torch.Tensor, got {type(got).__name__}")
@@ -105,8 +116,9 @@ def _check_close(got, expected: torch.Tensor, *, fn: str, on: str, atol: float, 
         index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat_i), diff.shape)) if diff.dim() else ()
         label, expected_row = _row_around(exp_d, index)
         _, got_row = _row_around(got_d, index)
+        named = f" ({labels[index[-1]]})" if index and len(labels) == diff.shape[-1] else ""
         raise CheckFailed(
-            f"{where}: expected {_fmt(exp_d[index])} at index {index}, got {_fmt(got_d[index])}; "
+            f"{where}: expected {_fmt(exp_d[index])} at index {index}{named}, got {_fmt(got_d[index])}; "
             f"max |diff| {float(diff.max()):.3g} (atol {atol:g})\n"
             f"  expected{label} {expected_row}\n  got{label}      {got_row}"
         )

@@ -75,10 +75,18 @@ def from_homogeneous_reference(points_h: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_dtype(got, dtype: torch.dtype, *, fn: str, on: str) -> None:
+_KEEP_DTYPE = "keep the input's dtype"
+#: why a function given Python floats must return torch's default dtype (float32)
+_DEFAULT_DTYPE = (
+    "the input is a Python float, so the result has torch's default dtype: torch.tensor(...) and "
+    "torch.as_tensor(...) give it when no dtype= is passed"
+)
+
+
+def _check_dtype(got, dtype: torch.dtype, *, fn: str, on: str, why: str = _KEEP_DTYPE) -> None:
     """Raise CheckFailed if ``got`` is a tensor of another dtype (check_close reports non-tensors)."""
     if isinstance(got, torch.Tensor) and got.dtype != dtype:
-        raise CheckFailed(f"{fn} on {on}: expected dtype {dtype}, got {got.dtype} (keep the input's dtype)")
+        raise CheckFailed(f"{fn} on {on}: expected dtype {dtype}, got {got.dtype} ({why})")
 
 
 def _rotation(angle_deg: torch.Tensor) -> torch.Tensor:
@@ -242,7 +250,7 @@ def check_rotation_by_hand(fn) -> None:
         on = f"angle_deg={angle}{note}"
         expected = _rotation(torch.tensor(angle, dtype=torch.float64)).to(torch.float32)
         got = call_learner(fn, angle, name="rotation_by_hand", on=on)
-        _check_dtype(got, torch.get_default_dtype(), fn="rotation_by_hand", on=on)
+        _check_dtype(got, torch.get_default_dtype(), fn="rotation_by_hand", on=on, why=_DEFAULT_DTYPE)
         check_close(got, expected, fn="rotation_by_hand", on=on, atol=1e-6)
     passed("rotation_by_hand matches [[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]] for 30, 90 and -45 degrees")
 
@@ -362,7 +370,7 @@ def _compare_rotate_about(fn, angle: float, center: tuple) -> None:
     cx, cy = (torch.tensor(v, dtype=torch.float64) for v in center)
     expected = _translation(cx, cy) @ _rotation(torch.tensor(angle, dtype=torch.float64)) @ _translation(-cx, -cy)
     got = call_learner(fn, angle, center, name="rotate_about", on=on)
-    _check_dtype(got, torch.get_default_dtype(), fn="rotate_about", on=on)
+    _check_dtype(got, torch.get_default_dtype(), fn="rotate_about", on=on, why=_DEFAULT_DTYPE)
     check_close(
         got, expected.to(torch.float32), fn="rotate_about", on=f"{on}, compared with T(c) @ R @ T(-c)", atol=1e-4
     )
@@ -468,13 +476,15 @@ def _compare_matrix_from_theta(fn, theta: torch.Tensor, on: str) -> None:
 
 
 def check_matrix_from_theta(fn) -> None:
-    """Visible check of ``matrix_from_theta``: the identity theta, one theta (2, 3), a float64 batch (2, 2, 3)."""
+    """Visible check of ``matrix_from_theta``: the identity theta, one theta (2, 3), float64 batches (2, 2, 3) and
+    (1, 2, 2, 3)."""
     identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     one = torch.tensor([[0.5, -0.2, 0.3], [0.1, 0.8, -0.4]])
     batch = torch.stack([one, identity]).to(torch.float64)
     _compare_matrix_from_theta(fn, identity, "the identity theta [[1, 0, 0], [0, 1, 0]]")
     _compare_matrix_from_theta(fn, one, "theta = [[0.5, -0.2, 0.3], [0.1, 0.8, -0.4]], shape (2, 3)")
     _compare_matrix_from_theta(fn, batch, "a batch of shape (2, 2, 3), float64")
+    _compare_matrix_from_theta(fn, batch[None], "a batch of shape (1, 2, 2, 3) (two batch axes: any (..., 2, 3))")
     passed("matrix_from_theta adds the row (0, 0, 1) to single thetas and batches, and keeps the dtype")
 
 

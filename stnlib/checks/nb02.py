@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .common import CheckFailed, call_learner, check_close, passed, reference_ops_blocked
+from .common import CheckFailed, call_learner, check_close, passed
 
 __all__ = [
     "check_pixel_to_norm",
@@ -105,16 +105,10 @@ def _compare(got, expected, *, fn, on, atol, mistakes=(), diagnose=None, dtype=N
         raise CheckFailed(f"{err}\n  Hint: {hint}") from None
 
 
-def _call(fn, *args, name: str | None = None, on: str | None = None, **kwargs):
-    """Call the learner's function with torch's and stnlib's reference ops switched off.
-
-    With ``name`` and ``on`` an error inside it becomes a :class:`CheckFailed` naming the input
-    (:func:`~stnlib.checks.common.call_learner`).
-    """
-    if name is not None:
-        return call_learner(fn, *args, name=name, on=on, **kwargs)
-    with reference_ops_blocked():
-        return fn(*args, **kwargs)
+def _call(fn, *args, name: str, on: str, **kwargs):
+    """Call the learner's function with torch's and stnlib's reference ops switched off; an error inside
+    it becomes a :class:`CheckFailed` naming the input (:func:`~stnlib.checks.common.call_learner`)."""
+    return call_learner(fn, *args, name=name, on=on, **kwargs)
 
 
 def _other_centres(align_corners: bool) -> str:
@@ -131,10 +125,28 @@ def _other_centres(align_corners: bool) -> str:
 
 
 def _other(align_corners: bool) -> str:
+    """The hint for norm_to_pixel with the other align_corners: the normalised -> pixel formula."""
     return f"this is the align_corners={not align_corners} formula; with align_corners={align_corners} " + (
         "-1 and +1 are the centres of the corner pixels: x_pix = (x + 1) / 2 * (W - 1)"
         if align_corners
         else "-1 and +1 are the outer edges of the corner pixels: x_pix = ((x + 1) * W - 1) / 2"
+    )
+
+
+def _other_to_norm(align_corners: bool) -> str:
+    """The hint for pixel_to_norm with the other align_corners: the pixel -> normalised formula it needs."""
+    return f"this is the align_corners={not align_corners} formula; with align_corners={align_corners} " + (
+        "-1 and +1 are the centres of the corner pixels: x = 2 * x_pix / (W - 1) - 1"
+        if align_corners
+        else "-1 and +1 are the outer edges of the corner pixels: x = (2 * x_pix + 1) / W - 1"
+    )
+
+
+def _float32_accurate(name: str) -> str:
+    return (
+        "the dtype is right but the values are only float32-accurate: a tensor made without dtype= "
+        "(torch.tensor, torch.zeros, torch.linspace, ...) is float32 and rounds what it holds; "
+        f"create it with dtype={name}.dtype, or compute with {name} and Python numbers only"
     )
 
 
@@ -152,15 +164,26 @@ def _pixel_to_norm_case(fn, xy_pix, size, align_corners, *, atol):
     off_o, step_o = _axis_maps(size, not align_corners)
     off_s, step_s = _axis_maps(size[::-1], align_corners)
     mistakes = [
-        (_other(align_corners), off_o + xy_pix.double() * step_o),
+        (_other_to_norm(align_corners), off_o + xy_pix.double() * step_o),
         (_SWAP_HW, off_s + xy_pix.double() * step_s),
         (_SWAP_XY, expected.flip(-1)),
     ]
+    if not align_corners:
+        wh = torch.tensor([size[1], size[0]], dtype=torch.float64)
+        mistakes.append(
+            (
+                "2 * x_pix / W - 1 puts -1 at the centre of the first pixel; with align_corners=False -1 is its "
+                "outer edge, half a pixel further out: x = (2 * x_pix + 1) / W - 1",
+                2 * xy_pix.double() / wh - 1,
+            )
+        )
     for side in size:  # both axes normalised with the same side
         off_1, step_1 = _axis_maps((side, side), align_corners)
         mistakes.append((_ONE_SIDE, off_1 + xy_pix.double() * step_1))
+    if dtype == torch.float64:
+        mistakes.append((_float32_accurate("xy_pix"), expected.float().double()))
     on = f"xy_pix of shape {tuple(xy_pix.shape)} ({dtype}), size={tuple(size)}, align_corners={align_corners}"
-    got = _call(fn, xy_pix.clone(), size=size, align_corners=align_corners)
+    got = _call(fn, xy_pix.clone(), size=size, align_corners=align_corners, name="pixel_to_norm", on=on)
     _compare(got, expected, fn="pixel_to_norm", on=on, atol=atol, mistakes=mistakes, dtype=dtype)
 
 
@@ -168,14 +191,17 @@ def check_pixel_to_norm(fn) -> None:
     """Visible check of ``pixel_to_norm(xy_pix, *, size, align_corners)``.
 
     Every pixel centre of a 2x3 image must land where ``F.affine_grid`` puts it, for both
-    ``align_corners``; then a few points outside the image of a 4x6 one.
+    ``align_corners``; then a few points outside the image of a 4x6 one, and float64 points on a 40x60
+    one (the dtype and its accuracy kept).
     """
     for align_corners in (False, True):
         _pixel_to_norm_case(fn, _pixel_centres(2, 3), (2, 3), align_corners, atol=1e-5)
     beyond = torch.tensor([[-1.0, -0.5], [6.0, 4.0], [2.5, -3.0]])
     for align_corners in (False, True):
         _pixel_to_norm_case(fn, beyond, (4, 6), align_corners, atol=1e-5)
-    passed("pixel_to_norm: pixel centres of a 2x3 image and points outside a 4x6 one, both align_corners")
+    for align_corners in (False, True):  # float64 in, float64 out, to float64 accuracy
+        _pixel_to_norm_case(fn, beyond.double() * 10.3, (40, 60), align_corners, atol=_ATOL[torch.float64])
+    passed("pixel_to_norm: pixel centres of a 2x3 image and points outside a 4x6 one, both align_corners; float64 kept")
 
 
 def grade_pixel_to_norm(fn) -> None:
@@ -207,16 +233,25 @@ def _norm_to_pixel_case(fn, xy_norm, size, align_corners, *, atol, expected=None
         (_SWAP_HW, (x - off_s) / step_s),
         (_SWAP_XY, expected.flip(-1)),
         (
-            "(x + 1) / 2 * W measures from the outer edge of the first pixel; pixel centres sit at 0, 1, 2, ..., "
-            "so subtract 1/2 (align_corners=False: x_pix = ((x + 1) * W - 1) / 2)",
+            (
+                "(x + 1) / 2 * W stretches [-1, 1] over W pixels; with align_corners=True -1 and +1 are the centres "
+                "of the first and the last pixel, 0 and W - 1, so x_pix = (x + 1) / 2 * (W - 1)"
+            )
+            if align_corners
+            else (
+                "(x + 1) / 2 * W measures from the outer edge of the first pixel; pixel centres sit at 0, 1, 2, ..., "
+                "so subtract 1/2 (align_corners=False: x_pix = ((x + 1) * W - 1) / 2)"
+            ),
             (x + 1) / 2 * wh,
         ),
     ]
     for side in size:  # both axes converted with the same side
         off_1, step_1 = _axis_maps((side, side), align_corners)
         mistakes.append((_ONE_SIDE, (x - off_1) / step_1))
+    if dtype == torch.float64:
+        mistakes.append((_float32_accurate("xy_norm"), expected.float().double()))
     on = f"xy_norm of shape {tuple(xy_norm.shape)} ({dtype}), size={tuple(size)}, align_corners={align_corners}"
-    got = _call(fn, xy_norm.clone(), size=size, align_corners=align_corners)
+    got = _call(fn, xy_norm.clone(), size=size, align_corners=align_corners, name="norm_to_pixel", on=on)
     _compare(got, expected, fn="norm_to_pixel", on=on, atol=atol, mistakes=mistakes, dtype=dtype)
 
 
@@ -224,7 +259,8 @@ def check_norm_to_pixel(fn) -> None:
     """Visible check of ``norm_to_pixel(xy_norm, *, size, align_corners)``.
 
     torch's identity grid of a 2x3 image (the pixel centres in normalised coordinates) must come
-    back as the integer pixel coordinates; then -1, +1 and points outside the image of a 4x6 one.
+    back as the integer pixel coordinates; then -1, +1 and points outside the image of a 4x6 one, and
+    float64 points on a 40x60 one (the dtype and its accuracy kept).
     """
     for align_corners in (False, True):
         grid = _identity_grid(2, 3, align_corners, torch.float32)
@@ -232,9 +268,11 @@ def check_norm_to_pixel(fn) -> None:
     corners = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.5, 0.25], [2.0, -3.0]])
     for align_corners in (False, True):
         _norm_to_pixel_case(fn, corners, (4, 6), align_corners, atol=1e-5)
+    for align_corners in (False, True):  # float64 in, float64 out, to float64 accuracy
+        _norm_to_pixel_case(fn, corners.double() * 0.37, (40, 60), align_corners, atol=_ATOL[torch.float64] * 10)
     passed(
         "norm_to_pixel: torch's grid of a 2x3 image back to pixel centres, and -1/+1/outside for 4x6, "
-        "both align_corners"
+        "both align_corners; float64 kept"
     )
 
 
@@ -300,7 +338,7 @@ def _theta_shift_case(fn, dx, dy, size, align_corners, *, image_check: bool):
         ),
     ]
     on = f"dx_pix={dx}, dy_pix={dy}, size={tuple(size)}, align_corners={align_corners}"
-    theta = _call(fn, dx, dy, size=size, align_corners=align_corners)
+    theta = _call(fn, dx, dy, size=size, align_corners=align_corners, name="theta_shift_pixels", on=on)
     if not isinstance(theta, torch.Tensor):
         raise CheckFailed(f"theta_shift_pixels on {on}: expected a torch.Tensor, got {type(theta).__name__}")
     if image_check and tuple(theta.shape) == (2, 3):
@@ -399,7 +437,7 @@ def _affine_grid_case(fn, theta, size, align_corners, *, atol):
     linear_t = torch.cat([theta[:, :, :2].transpose(1, 2), theta[:, :, 2:]], dim=-1)
     no_shift = torch.cat([theta[:, :, :2], torch.zeros_like(theta[:, :, 2:])], dim=-1)
     mistakes = [
-        (_other(align_corners), F.affine_grid(theta, size, align_corners=not align_corners)),
+        (_other_centres(align_corners), F.affine_grid(theta, size, align_corners=not align_corners)),
         (
             "theta's 2x2 part is transposed: grid = base @ theta^T means grid[..., k] = sum_m base[..., m] * theta[k, m] "
             "(row k of theta makes output coordinate k)",
@@ -411,7 +449,8 @@ def _affine_grid_case(fn, theta, size, align_corners, *, atol):
             F.affine_grid(no_shift, size, align_corners=align_corners),
         ),
         (
-            "the values are only float32-accurate: build the base grid in theta.dtype",
+            "the dtype is right but the values are only float32-accurate: build the base grid in theta.dtype "
+            "(torch.linspace / torch.arange with dtype=theta.dtype)",
             F.affine_grid(theta.float(), size, align_corners=align_corners).to(dtype),
         ),
         (
@@ -457,20 +496,26 @@ def _affine_grid_grad_case(fn, theta, size, align_corners, gen):
     """float64 values and the gradient of a weighted sum of the grid with respect to theta."""
     weights = torch.randn(*size[:1], *size[2:], 2, generator=gen, dtype=theta.dtype)
     ref_theta = theta.clone().requires_grad_(True)
-    (F.affine_grid(ref_theta, size, align_corners=align_corners) * weights).sum().backward()
+    expected_grid = F.affine_grid(ref_theta, size, align_corners=align_corners)
+    (expected_grid * weights).sum().backward()
     expected_grad = ref_theta.grad
     on = f"theta of shape {tuple(theta.shape)} ({theta.dtype}), size={tuple(size)}, align_corners={align_corners}"
-    _affine_grid_case(fn, theta, size, align_corners, atol=_ATOL[theta.dtype])
+    atol = _ATOL[theta.dtype]
+    _affine_grid_case(fn, theta, size, align_corners, atol=atol)
     mine = theta.clone().requires_grad_(True)
     grid = call_learner(fn, mine, size, align_corners=align_corners, name="affine_grid_by_hand", on=on)
-    with reference_ops_blocked():
-        if not grid.requires_grad:
-            raise CheckFailed(
-                f"affine_grid_by_hand on {on}: the grid does not depend on theta through autograd, "
-                "so an STN could not learn theta; build it from theta with tensor operations "
-                "(no .item(), .tolist(), .detach() or torch.tensor(...) of theta's values)"
-            )
-        (grid * weights).sum().backward()
+    check_close(grid, expected_grid, fn="affine_grid_by_hand", on=on + ", theta requiring grad", atol=atol)
+    if not grid.requires_grad:
+        raise CheckFailed(
+            f"affine_grid_by_hand on {on}: the grid does not depend on theta through autograd, "
+            "so an STN could not learn theta; build it from theta with tensor operations "
+            "(no .item(), .tolist(), .detach() or torch.tensor(...) of theta's values)"
+        )
+    call_learner(
+        lambda: (grid * weights).sum().backward(),
+        name="affine_grid_by_hand (backward pass through your grid)",
+        on=on,
+    )
     if mine.grad is None:
         raise CheckFailed(f"affine_grid_by_hand on {on}: no gradient reached theta")
     check_close(

@@ -29,7 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .common import CheckFailed, check_close, passed, reference_ops_blocked
+from .common import CheckFailed, call_learner, check_close, passed, reference_ops_blocked
 
 __all__ = [
     "check_nearest_one",
@@ -55,22 +55,32 @@ def _image_3x4(dtype=torch.float64) -> torch.Tensor:
 
 
 def _call(fn, *args, name: str, on: str, **kwargs):
-    """Call the learner's function; report an IndexError (a read outside the image) as a failed check."""
+    """Call the learner's function (:func:`~stnlib.checks.common.call_learner`): any error it raises becomes a
+    :class:`CheckFailed` naming the input; an index out of bounds (a read outside the image) gets a hint."""
     try:
-        return fn(*args, **kwargs)
-    except IndexError as err:
-        raise CheckFailed(
-            f"{name} on {on}: raised IndexError ({err}); points outside the image must read 0, not index it"
-        ) from None
+        return call_learner(fn, *args, name=name, on=on, **kwargs)
+    except CheckFailed as err:
+        cause = err.__cause__
+        if isinstance(cause, IndexError) and "out of bounds" in str(cause):
+            raise CheckFailed(
+                f"{name} on {on}: raised IndexError ({cause}); points outside the image must read 0, not index it"
+            ) from cause
+        raise
 
 
-def _compare(got, expected: torch.Tensor, *, fn: str, on: str, atol: float, mistakes=()) -> None:
+def _backward(loss: torch.Tensor, *, name: str, on: str) -> None:
+    """``loss.backward()``; an error in the backward pass of the learner's graph becomes a CheckFailed naming the input."""
+    call_learner(loss.backward, name=f"{name} (backward pass through your result)", on=on)
+
+
+def _compare(got, expected: torch.Tensor, *, fn: str, on: str, atol: float, mistakes=(), labels=()) -> None:
     """``check_close``; on failure add a ``Hint:`` line when ``got`` matches what a typical mistake returns.
 
     Args:
         mistakes: pairs (tensor that the mistake returns, hint).
+        labels: names of the entries along the last axis (e.g. ("dV/dx_pix", "dV/dy_pix")).
     """
-    check_close(got, expected, fn=fn, on=on, atol=atol, mistakes=mistakes)
+    check_close(got, expected, fn=fn, on=on, atol=atol, mistakes=mistakes, labels=labels)
 
 
 def _tol(dtype) -> float:
@@ -140,19 +150,32 @@ def _random_image(gen: torch.Generator, height: int, width: int, dtype) -> torch
 
 
 def _point_cases(
-    fn, name: str, image: torch.Tensor, xs, ys, expected: torch.Tensor, *, atol: float, what: str, mistakes=()
+    fn,
+    name: str,
+    image: torch.Tensor,
+    xs,
+    ys,
+    expected: torch.Tensor,
+    *,
+    atol: float,
+    what: str,
+    mistakes=(),
+    labels=(),
 ):
     """Call fn(image, x, y) for every point inside the blocked context and compare with expected[i].
 
     Args:
         mistakes: pairs (tensor like ``expected``: what a typical mistake returns at each point, hint).
+        labels: names of the entries of each result, when it holds several quantities.
     """
     height, width = image.shape
     with reference_ops_blocked():
         for i, (x, y) in enumerate(zip(xs, ys)):
             on = f"{what} image (H={height}, W={width}, {str(image.dtype)[6:]}), x_pix={x:.4g}, y_pix={y:.4g}"
             got = _call(fn, image, x, y, name=name, on=on)
-            _compare(got, expected[i], fn=name, on=on, atol=atol, mistakes=[(w[i], h) for w, h in mistakes])
+            _compare(
+                got, expected[i], fn=name, on=on, atol=atol, mistakes=[(w[i], h) for w, h in mistakes], labels=labels
+            )
 
 
 # --------------------------------------------------------------------------- exercise 1: nearest_one
@@ -324,8 +347,8 @@ def _describe(inp: torch.Tensor, grid: torch.Tensor, align_corners, extra: str =
 def _sample_cases(fn, cases) -> None:
     """cases: (input, grid, align_corners or None for the default, description). Expected first, then fn."""
     expected, mistakes = [], []
-    for inp, grid, ac, _ in cases:
-        ac = bool(ac)  # None: the exercise's default, False
+    for inp, grid, given, _ in cases:
+        ac = bool(given)  # None: the exercise's default, False
 
         def sample(g=grid, padding="zeros", corners=ac, i=inp):
             return F.grid_sample(i, g, mode="bilinear", padding_mode=padding, align_corners=corners)
@@ -335,8 +358,16 @@ def _sample_cases(fn, cases) -> None:
             [
                 (
                     sample(corners=not ac),
-                    f"this is the result for align_corners={not ac}: check the "
-                    "normalised -> pixel formula of each case",
+                    (
+                        "this is the result for align_corners=True: called without align_corners, bilinear_sample "
+                        "must use the default False, as F.grid_sample does: def bilinear_sample(input, grid, "
+                        "align_corners=False)"
+                    )
+                    if given is None
+                    else (
+                        f"this is the result for align_corners={not ac}: check the normalised -> pixel formula of "
+                        "each case"
+                    ),
                 ),
                 (sample(padding="border"), "corners outside the image must count as 0 (mask them), not be clamped"),
                 (
@@ -359,7 +390,8 @@ def check_bilinear_sample(fn) -> None:
     """Visible check of ``bilinear_sample(input, grid, align_corners=False)`` against ``F.grid_sample``.
 
     Cases: the identity grid on a 3x4 image (the output must equal the input), then a random
-    grid reaching outside [-1, 1] on a batch with two channels; both ``align_corners``.
+    grid reaching outside [-1, 1] on a batch with two channels; both ``align_corners``, then the
+    default (no ``align_corners`` given: False, as torch's).
 
     Args:
         fn: the learner's function, input (N, C, H, W) and grid (N, H_out, W_out, 2) -> (N, C, H_out, W_out).
@@ -371,11 +403,14 @@ def check_bilinear_sample(fn) -> None:
         theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)
         grid = F.affine_grid(theta, (1, 1, 3, 4), align_corners=ac)
         cases.append((image, grid, ac, _describe(image, grid, ac, " (identity)")))
-    for ac in (False, True):
+    for ac in (False, True, None):
         inp, grid = _grid_cases(gen, 2, 2, (3, 5), (2, 3), 1.4, torch.float64)
-        cases.append((inp, grid, ac, _describe(inp, grid, ac, " in [-1.4, 1.4]")))
+        cases.append((inp, grid, ac, _describe(inp, grid, "default" if ac is None else ac, " in [-1.4, 1.4]")))
     _sample_cases(fn, cases)
-    passed("bilinear_sample: identity grid and a random batch match F.grid_sample, both align_corners")
+    passed(
+        "bilinear_sample: identity grid and a random batch match F.grid_sample, both align_corners and the "
+        "default (False)"
+    )
 
 
 def grade_bilinear_sample(fn) -> None:
@@ -437,7 +472,7 @@ def _gradient_cases(fn, cases, *, gradcheck: bool = False) -> None:
                     f"bilinear_sample on {on}: the output does not require grad; build it from "
                     "input and grid with torch operations (no .detach(), .item(), torch.no_grad())"
                 )
-            (out * weights).sum().backward()
+            _backward((out * weights).sum(), name="bilinear_sample", on=on)
             for name, got, exp in (("input", i.grad, exp_i), ("grid", g.grad, exp_g)):
                 if got is None:
                     raise CheckFailed(
@@ -625,6 +660,7 @@ def grade_pad_coords(fn, padding_mode: str) -> None:
 
 
 # --------------------------------------------------------------------------- exercise 5: bilinear_grad_one
+_GRAD_LABELS = ("dV/dx_pix", "dV/dy_pix")
 _GRAD_POINTS = [  # never on a whole pixel coordinate (the kinks); inside, partly outside, fully outside
     (1.3, 0.6),
     (2.7, 1.4),
@@ -657,7 +693,16 @@ def check_bilinear_grad_one(fn) -> None:
     xs, ys = zip(*_GRAD_POINTS)
     expected = _grad_points(image, xs, ys)
     _point_cases(
-        fn, "bilinear_grad_one", image, xs, ys, expected, atol=1e-9, what="the 3x4", mistakes=_grad_mistakes(expected)
+        fn,
+        "bilinear_grad_one",
+        image,
+        xs,
+        ys,
+        expected,
+        atol=1e-9,
+        what="the 3x4",
+        mistakes=_grad_mistakes(expected),
+        labels=_GRAD_LABELS,
     )
     passed("bilinear_grad_one: (dV/dx, dV/dy) match autograd of F.grid_sample, inside and at the border")
 
@@ -680,5 +725,6 @@ def grade_bilinear_grad_one(fn) -> None:
             atol=_tol(dtype),
             what="a random",
             mistakes=_grad_mistakes(expected),
+            labels=_GRAD_LABELS,
         )
     print("bilinear_grad_one: hidden tests passed")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .common import CheckFailed, check_raises, passed, reference_ops_blocked
+from .common import CheckFailed, _number, _row_around, call_learner, check_raises, passed, reference_ops_blocked
 
 __all__ = [
     "index_image",
@@ -93,9 +93,12 @@ def crop_quadrant_view(image: torch.Tensor, quadrant: str) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- warping and comparing
 def _call(fn, *args, name: str) -> torch.Tensor:
-    """Call the learner's function with the reference ops blocked; check it returned a (2, 3) theta."""
-    with reference_ops_blocked():
-        theta = fn(*args)
+    """Call the learner's function with the reference ops blocked; check it returned a (2, 3) theta.
+
+    An error inside it becomes a :class:`CheckFailed` naming the argument (:func:`call_learner`).
+    """
+    on = f"quadrant={args[0]!r}" if args else "no arguments (it returns a fixed theta)"
+    theta = call_learner(fn, *args, name=name, on=on)
     shown = f"{name}({', '.join(repr(a) for a in args)})"
     if not isinstance(theta, torch.Tensor):
         raise CheckFailed(f"{shown}: expected a torch.Tensor of shape (2, 3), got {type(theta).__name__}")
@@ -116,10 +119,18 @@ def _warp(image: torch.Tensor, theta: torch.Tensor, out_hw, *, mode: str, align_
 
 
 def _pixel(value: float, width: int) -> str:
+    """What an output pixel of a warped index image shows: an input pixel, the padding, or a blend."""
+    if abs(value - round(value)) > 1e-3:  # bilinear sampling between pixels (or a pixel and the padding)
+        return f"{_number(value)}, a blend of neighbouring input pixels (or of a pixel and the padding),"
     index = int(round(value)) - 1
     if index < 0:
         return "padding (a read outside the input)"
     return f"input pixel (row {index // width}, col {index % width})"
+
+
+def _theta_text(theta: torch.Tensor) -> str:
+    rows = ", ".join("[" + ", ".join(f"{v + 0.0:.3g}" for v in row) + "]" for row in theta.tolist())
+    return f"[{rows}]"  # + 0.0: a -0 (e.g. from -torch.eye(2, 3)) reads like a sign that matters
 
 
 def _compare(
@@ -133,7 +144,10 @@ def _compare(
     theta: torch.Tensor,
     atol: float = 1e-4,
 ) -> None:
-    """Raise CheckFailed if the warped view differs from the target, naming the first wrong pixel."""
+    """Raise CheckFailed if the warped view differs from the target, naming the first wrong pixel.
+
+    The message previews the output row that holds it (as :func:`~stnlib.checks.common.check_close` does).
+    """
     bad = (got - expected).abs() > atol
     if not bad.any():
         return
@@ -145,11 +159,24 @@ def _compare(
             f"but should show {_pixel(float(expected[i, j]), width)}"
         )
     else:
-        detail = f"output pixel (row {i}, col {j}) is {float(got[i, j]):.4g}, expected {float(expected[i, j]):.4g}"
-    rows = ", ".join("[" + ", ".join(f"{v:.3g}" for v in row) + "]" for row in theta.tolist())
+        detail = (
+            f"output pixel (row {i}, col {j}) is {_number(float(got[i, j]))}, expected {_number(float(expected[i, j]))}"
+        )
+    label, expected_row = _row_around(expected, (i, j))
+    _, got_row = _row_around(got, (i, j))
     raise CheckFailed(
-        f"{shown} on {on}: {detail}; {count} of {total} output pixels differ.\n  Your theta: [{rows}]. {_REMINDER}"
+        f"{shown} on {on}: {detail}; {count} of {total} output pixels differ.\n"
+        f"  expected{label} {expected_row}\n  got{label}      {got_row}\n"
+        f"  Your theta: {_theta_text(theta)}."
     )
+
+
+def _inverse(theta: torch.Tensor) -> torch.Tensor | None:
+    """The theta of the inverse map, or None when theta's 2x2 part is singular."""
+    matrix = torch.cat([theta.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
+    if abs(float(torch.linalg.det(matrix))) < 1e-9:
+        return None
+    return torch.linalg.inv(matrix)[:2]
 
 
 def _on(height: int, width: int, out_hw, *, mode: str, align_corners: bool, index: bool, dtype) -> str:
@@ -182,16 +209,28 @@ def _check_view(
     got = _warp(image, theta, tuple(expected.shape), mode=mode, align_corners=align_corners)
     on = _on(height, width, tuple(expected.shape), mode=mode, align_corners=align_corners, index=index, dtype=dtype)
     atol = 1e-4 if dtype == torch.float64 else 1e-3
-    _compare(
-        got.to(torch.float64),
-        expected.to(torch.float64),
-        shown=shown,
-        on=on,
-        width=width,
-        index=index,
-        theta=theta,
-        atol=atol,
-    )
+    try:
+        _compare(
+            got.to(torch.float64),
+            expected.to(torch.float64),
+            shown=shown,
+            on=on,
+            width=width,
+            index=index,
+            theta=theta,
+            atol=atol,
+        )
+    except CheckFailed as err:
+        # The usual slip, input -> output thinking, gives the inverse of the right theta: say so only then.
+        inverse = _inverse(theta)
+        if inverse is not None:
+            undone = _warp(image, inverse, tuple(expected.shape), mode=mode, align_corners=align_corners)
+            if ((undone.to(torch.float64) - expected.to(torch.float64)).abs() <= atol).all():
+                raise CheckFailed(
+                    f"{err}\n  Hint: the inverse of your theta gives this view: your theta maps the input to the "
+                    f"output. {_REMINDER}"
+                ) from None
+        raise
 
 
 # --------------------------------------------------------------------------- Exercise 1: zoom x2 into the centre

@@ -72,6 +72,46 @@ def _dtype_name(dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
+def _coarser(dtype, than) -> bool:
+    """Whether floating ``dtype`` holds fewer digits than floating ``than`` (float32 than float64)."""
+    return torch.finfo(dtype).eps > torch.finfo(than).eps
+
+
+# (text in torch's error message, hint) for errors whose message does not say what to change
+_NO_GRAD_HINT = (
+    "leaf Variable that requires grad is being used in an in-place operation",
+    "change a Parameter's values inside `with torch.no_grad():` (autograd must not record the "
+    "initialisation), e.g. layer.weight.zero_() and layer.bias.copy_(...)",
+)
+_FLATTEN_HINT = (
+    "mat1 and mat2 shapes cannot be multiplied",
+    "fc_loc is a stack of nn.Linear layers: give it flat features (N, F), e.g. features.flatten(1), "
+    "not the localisation network's (N, C, H, W) maps",
+)
+
+
+def _call(fn, *args, name: str, on: str, error_hints=(), **kwargs):
+    """:func:`~stnlib.checks.common.call_learner`, with a hint for the torch errors in ``error_hints``.
+
+    Args:
+        error_hints: pairs (text in torch's error message, hint), for errors that this exercise's typical
+            mistakes cause and whose message does not say what to change.
+    """
+    try:
+        return call_learner(fn, *args, name=name, on=on, **kwargs)
+    except CheckFailed as err:
+        cause = str(err.__cause__ or "")
+        hints = [hint for text, hint in error_hints if text in cause]
+        if not hints:
+            raise
+        raise CheckFailed(f"{err}" + "".join(f"\n  Hint: {h}" for h in hints)) from err.__cause__
+
+
+def _backward(loss: torch.Tensor, *, name: str, on: str) -> None:
+    """``loss.backward()``; an error in the backward pass of the learner's graph becomes a CheckFailed naming the input."""
+    _call(loss.backward, name=f"{name} (backward pass through your result)", on=on)
+
+
 # --------------------------------------------------------------------------- exercise 1: loc_features
 def tutorial_loc_stack(kernels=(7, 5), pool: int = 2, channels=(8, 10), in_channels: int = 1) -> nn.Sequential:
     """The tutorial's localisation conv stack, generalised: for each layer conv(k) -> max-pool(pool) -> ReLU.
@@ -125,7 +165,7 @@ def _loc_case(fn, in_size, kernels, pool, out_channels, *, hints=True) -> None:
                     f"loc_features on {on}: expected ValueError, got {type(err).__name__}: {err}"
                 ) from None
             raise CheckFailed(f"loc_features on {on}: expected ValueError, but it returned {got!r}")
-        got = fn(in_size, kernels=kernels, pool=pool, out_channels=out_channels)
+    got = _call(fn, in_size, kernels=kernels, pool=pool, out_channels=out_channels, name="loc_features", on=on)
     if isinstance(got, torch.Tensor) and got.numel() == 1:
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, (int, float)):
@@ -206,9 +246,8 @@ def _init_case(fn, layer: nn.Linear, features: torch.Tensor, *, on: str) -> None
     """Run ``fn(layer)`` and check what the layer became (in place, trainable, identity for any input)."""
     weight_id, bias_id = id(layer.weight), id(layer.bias)
     expected_theta = torch.tensor(IDENTITY_THETA, dtype=layer.weight.dtype).expand(len(features), 6)
-    with reference_ops_blocked():
-        returned = fn(layer)
     name = "init_identity_"
+    returned = _call(fn, layer, name=name, on=on, error_hints=(_NO_GRAD_HINT,))
     if returned is not None and returned is not layer:
         raise CheckFailed(f"{name} on {on}: return the same layer (or nothing), not a new object")
     if id(layer.weight) != weight_id or id(layer.bias) != bias_id:
@@ -266,7 +305,8 @@ def grade_init_identity(fn) -> None:
         features = 5 * torch.randn(7, in_features, generator=gen, dtype=torch.float64).to(dtype)
         _init_case(fn, layer, features, on=f"a random nn.Linear({in_features}, 6), {_dtype_name(dtype)}")
     head = nn.Sequential(nn.Linear(20, 8), nn.ReLU(), _random_linear(gen, 8))
-    fn(head[-1])
+    on = "the last layer of nn.Sequential(Linear(20, 8), ReLU(), Linear(8, 6))"
+    _call(fn, head[-1], name="init_identity_", on=on, error_hints=(_NO_GRAD_HINT,))
     out = head(torch.randn(3, 20, generator=gen))
     check_close(
         out,
@@ -282,7 +322,8 @@ def grade_init_identity(fn) -> None:
 class _Recorder:
     """``affine_grid_fn`` / ``grid_sample_fn`` for the checks: torch's ops, recording every call."""
 
-    def __init__(self, align_corners: bool, padding_mode: str = "zeros"):
+    def __init__(self, align_corners: bool, padding_mode: str = "zeros", on: str = ""):
+        self.where = f"stn_forward on {on}" if on else "stn_forward"  # for the messages
         self.align_corners = align_corners
         self.padding = {"zeros": 0, "border": 1, "reflection": 2}[padding_mode]
         self.grid_calls, self.sample_calls = [], []
@@ -291,9 +332,9 @@ class _Recorder:
         self.grid_calls.append((theta, tuple(int(s) for s in size)))
         if not isinstance(theta, torch.Tensor) or theta.dim() != 3 or tuple(theta.shape[1:]) != (2, 3):
             shape = tuple(theta.shape) if isinstance(theta, torch.Tensor) else type(theta).__name__
-            raise CheckFailed(f"stn_forward: affine_grid_fn must get theta of shape (N, 2, 3); got {shape}")
+            raise CheckFailed(f"{self.where}: affine_grid_fn must get theta of shape (N, 2, 3); got {shape}")
         if len(size) != 4:
-            raise CheckFailed(f"stn_forward: affine_grid_fn must get the size (N, C, H, W) of x; got {tuple(size)}")
+            raise CheckFailed(f"{self.where}: affine_grid_fn must get the size (N, C, H, W) of x; got {tuple(size)}")
         with allow_reference_kernels():
             return _AFFINE_GRID_GENERATOR(theta, [int(s) for s in size], self.align_corners)
 
@@ -302,7 +343,7 @@ class _Recorder:
         if not isinstance(grid, torch.Tensor) or grid.dim() != 4 or grid.shape[-1] != 2:
             shape = tuple(grid.shape) if isinstance(grid, torch.Tensor) else type(grid).__name__
             raise CheckFailed(
-                f"stn_forward: grid_sample_fn(input, grid) must get a grid (N, H, W, 2) second; "
+                f"{self.where}: grid_sample_fn(input, grid) must get a grid (N, H, W, 2) second; "
                 f"got {shape} (is the order of the arguments right?)"
             )
         with allow_reference_kernels():
@@ -342,8 +383,7 @@ def _call_stn_forward(fn, x, localization, fc_loc, recorder, loc_input, on):
     kwargs = dict(affine_grid_fn=recorder.affine_grid, grid_sample_fn=recorder.grid_sample)
     if loc_input is not None:
         kwargs["loc_input"] = loc_input
-    with reference_ops_blocked():
-        result = fn(x, localization, fc_loc, **kwargs)
+    result = _call(fn, x, localization, fc_loc, name="stn_forward", on=on, error_hints=(_FLATTEN_HINT,), **kwargs)
     if not isinstance(result, tuple) or len(result) != 2:
         raise CheckFailed(f"stn_forward on {on}: return a pair (warped, theta); got {type(result).__name__}")
     if len(recorder.grid_calls) != 1 or len(recorder.sample_calls) != 1:
@@ -371,7 +411,7 @@ def _forward_case(
 ) -> None:
     with torch.no_grad():
         expected, expected_theta = _oracle(x, loc_input, localization, fc_loc, align_corners, padding_mode)
-        recorder = _Recorder(align_corners, padding_mode)
+        recorder = _Recorder(align_corners, padding_mode, on=on)
         warped, theta = _call_stn_forward(fn, x, localization, fc_loc, recorder, loc_input, on)
     mistakes = []
     if isinstance(theta, torch.Tensor) and theta.numel() == expected_theta.numel() and theta.dim() == 3:
@@ -455,14 +495,20 @@ def _gradient_case(fn, x, localization, fc_loc, *, loc_input=None, align_corners
     localization.zero_grad()
     fc_loc.zero_grad()
     x_in = x.detach().clone().requires_grad_(True)
-    recorder = _Recorder(align_corners)
+    recorder = _Recorder(align_corners, on=on)
     warped, _ = _call_stn_forward(fn, x_in, localization, fc_loc, recorder, loc_input, on)
-    if not isinstance(warped, torch.Tensor) or not warped.requires_grad:
+    if not isinstance(warped, torch.Tensor) or tuple(warped.shape) != tuple(x.shape):
+        shape = f"shape {tuple(warped.shape)}" if isinstance(warped, torch.Tensor) else type(warped).__name__
+        raise CheckFailed(
+            f"stn_forward on {on}: expected the warped image of x's shape {tuple(x.shape)} first in the pair "
+            f"(warped, theta), got {shape}"
+        )
+    if not warped.requires_grad:
         raise CheckFailed(
             f"stn_forward on {on}: the warped image carries no gradient (requires_grad=False); "
             "do not detach theta or use torch.no_grad(): theta is learned through the sampler"
         )
-    (warped * weights).sum().backward()
+    _backward((warped * weights).sum(), name="stn_forward", on=on)
     got = {f"localization.{k}": p.grad for k, p in localization.named_parameters()}
     got.update({f"fc_loc.{k}": p.grad for k, p in fc_loc.named_parameters()})
     got["x"] = x_in.grad
@@ -523,16 +569,29 @@ def _polar_params(theta: torch.Tensor) -> torch.Tensor:
     return torch.stack([angle, scale, theta[:, 0, 2].double(), theta[:, 1, 2].double()], -1)
 
 
+_PARAMS = ("angle_deg", "scale", "tx", "ty")  # the columns of theta_to_params's result
+
+
 def _params_case(fn, theta: torch.Tensor, expected: torch.Tensor, *, on: str, atol: float) -> None:
-    with reference_ops_blocked():
-        got = fn(theta)
+    got = _call(fn, theta.clone(), name="theta_to_params", on=on)
+    # Only a loss of precision fails here: a float32 result cannot hold float64 answers (its values fail anyway,
+    # and "expected 30, got 30" would not say why).
+    if isinstance(got, torch.Tensor) and got.is_floating_point() and _coarser(got.dtype, theta.dtype):
+        raise CheckFailed(
+            f"theta_to_params on {on}: expected dtype {_dtype_name(theta.dtype)} (that of theta), got "
+            f"{_dtype_name(got.dtype)}\n  Hint: compute with theta's own entries (torch.atan2, torch.sqrt, "
+            "torch.stack); torch.tensor(...) of Python numbers is float32, and .float() makes float32"
+        )
     hints = []
     if isinstance(got, torch.Tensor) and got.shape == expected.shape:
         g = got.detach().double()
         if torch.allclose(g[:, 0], -expected[:, 0], atol=atol) and not torch.allclose(
             g[:, 0], expected[:, 0], atol=atol
         ):
-            hints.append("the angle has the wrong sign: with R = [[cos, -sin], [sin, cos]], sin sits at theta[:, 1, 0]")
+            hints.append(
+                "the angle has the wrong sign: with R = [[cos, -sin], [sin, cos]], sin sits at theta[:, 1, 0], "
+                "so angle = atan2(a10 - a01, a00 + a11)"
+            )
         if torch.allclose(g[:, 0], expected[:, 0] * math.pi / 180, atol=atol):
             hints.append("return the angle in degrees (torch.rad2deg)")
         if torch.allclose(g[:, 1], expected[:, 1] ** 2, atol=atol) and not torch.allclose(
@@ -543,22 +602,27 @@ def _params_case(fn, theta: torch.Tensor, expected: torch.Tensor, *, on: str, at
         if torch.allclose(g[:, 0], wrapped, atol=atol) and not torch.allclose(g[:, 0], expected[:, 0], atol=atol):
             hints.append("use torch.atan2(y, x), not atan(y / x): atan only covers (-90, 90) degrees")
     try:
-        check_close(got, expected, fn="theta_to_params", on=on, atol=atol)
+        check_close(
+            got, expected, fn="theta_to_params", on=f"{on}; columns {', '.join(_PARAMS)}", atol=atol, labels=_PARAMS
+        )
     except CheckFailed as err:
         raise CheckFailed(f"{err}" + "".join(f"\n  Hint: {h}" for h in hints)) from None
 
 
 def check_theta_to_params(fn) -> None:
-    """Visible check of ``theta_to_params``: thetas made from known angles, scales and shifts."""
+    """Visible check of ``theta_to_params``: thetas made from known angles, scales and shifts, float32 and float64."""
     angles = [30.0, -60.0, 120.0, -150.0, 0.0]
     scales = [1.0, 0.8, 1.25, 0.5, 2.0]
     tx, ty = [0.1, -0.3, 0.0, 0.25, -0.5], [-0.2, 0.05, 0.4, 0.0, 0.3]
-    theta = _similarity_theta(angles, scales, tx, ty, torch.float32)
     expected = torch.tensor([angles, scales, tx, ty], dtype=torch.float64).T
-    _params_case(
-        fn, theta, expected, on="5 thetas [s R(angle) | t] with angles 30, -60, 120, -150, 0 (float32)", atol=1e-4
+    for dtype, atol in ((torch.float32, 1e-4), (torch.float64, 1e-9)):
+        theta = _similarity_theta(angles, scales, tx, ty, dtype)
+        what = f"5 thetas [s R(angle) | t] with angles 30, -60, 120, -150, 0 ({_dtype_name(dtype)})"
+        _params_case(fn, theta, expected, on=what, atol=atol)
+    passed(
+        "theta_to_params: angle (degrees, with atan2), scale = sqrt(det) and (tx, ty) of rotation-scale thetas, "
+        "in theta's dtype"
     )
-    passed("theta_to_params: angle (degrees, with atan2), scale = sqrt(det) and (tx, ty) of rotation-scale thetas")
 
 
 def grade_theta_to_params(fn) -> None:
@@ -627,8 +691,8 @@ def _similarity_case(fn, params: torch.Tensor, *, on: str, atol: float) -> None:
     if got.dtype != params.dtype:
         raise CheckFailed(
             f"similarity_theta on {on}: expected dtype {_dtype_name(params.dtype)} (that of params), "
-            f"got {_dtype_name(got.dtype)}\n  Hint: build theta from params' own entries (torch.stack), "
-            "not with torch.tensor(...)"
+            f"got {_dtype_name(got.dtype)}\n  Hint: build theta from params' own entries (torch.stack); "
+            "torch.tensor(...) and torch.zeros(...) without dtype= are float32, and .float() makes float32"
         )
     try:
         check_close(got, expected, fn="similarity_theta", on=on, atol=atol)
@@ -658,7 +722,9 @@ def _similarity_gradient_case(fn, params: torch.Tensor, *, on: str, atol: float)
             "so no gradient would reach the localisation network\n  Hint: compute theta from params with torch "
             "operations (torch.cos, torch.stack, ...); torch.tensor([...]) or .item() cut the graph"
         )
-    (got * weights).sum().backward()
+    if tuple(got.shape) != tuple(oracle.shape):
+        raise CheckFailed(f"similarity_theta on {on}: expected shape {tuple(oracle.shape)}, got {tuple(got.shape)}")
+    _backward((got * weights).sum(), name="similarity_theta", on=on)
     if learner_params.grad is None:
         raise CheckFailed(f"similarity_theta on {on}: no gradient reached params")
     check_close(
@@ -671,15 +737,19 @@ def _similarity_gradient_case(fn, params: torch.Tensor, *, on: str, atol: float)
 
 
 def check_similarity_theta(fn) -> None:
-    """Visible check of ``similarity_theta``: the identity, a quarter turn, a known batch, and a gradient."""
+    """Visible check of ``similarity_theta``: the identity, a quarter turn, a known batch (float32 and float64),
+    and a gradient."""
     identity = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
     _similarity_case(fn, identity, on="params [[0, 1, 0, 0]] (the identity)", atol=1e-6)
     batch = torch.tensor([[math.pi / 2, 1.0, 0.0, 0.0], [math.pi / 6, 0.5, 0.2, -0.4], [-2.0, 1.5, -0.3, 0.1]])
-    _similarity_case(
-        fn, batch, on="3 params: a quarter turn, (30 deg, s 0.5, shift (0.2, -0.4)), (-2 rad, s 1.5)", atol=1e-5
-    )
+    what = "3 params: a quarter turn, (30 deg, s 0.5, shift (0.2, -0.4)), (-2 rad, s 1.5)"
+    _similarity_case(fn, batch, on=what, atol=1e-5)
+    _similarity_case(fn, batch.double(), on=f"the same {what}, float64", atol=1e-10)
     _similarity_gradient_case(fn, batch, on="the same 3 params (float32)", atol=1e-4)
-    passed("similarity_theta: [[s cos a, -s sin a, tx], [s sin a, s cos a, ty]] for a batch, with gradients")
+    passed(
+        "similarity_theta: [[s cos a, -s sin a, tx], [s sin a, s cos a, ty]] for a batch, in params' dtype "
+        "(float32 and float64), with gradients"
+    )
 
 
 def grade_similarity_theta(fn) -> None:

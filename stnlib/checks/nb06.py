@@ -108,6 +108,21 @@ def _rotation_2x2(angle_deg: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
 
+def _check_dtype(got, dtype: torch.dtype, *, fn: str, on: str, inputs: str) -> None:
+    """Raise CheckFailed if ``got`` is a floating tensor less precise than the inputs' dtype (before its values: a
+    float32 result cannot hold float64 answers, and "expected 0.3, got 0.3" would not say why)."""
+    if (
+        isinstance(got, torch.Tensor)
+        and got.is_floating_point()
+        and torch.finfo(got.dtype).eps > torch.finfo(dtype).eps
+    ):
+        raise CheckFailed(
+            f"{fn} on {on}: expected dtype {dtype} (that of {inputs}), got {got.dtype}\n  Hint: compute with the "
+            "inputs' own entries; torch.tensor(...) of Python numbers and torch.zeros(...) without dtype= are "
+            "float32, and .float() makes float32"
+        )
+
+
 def _theta(linear: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """(..., 2, 2) and (..., 2) -> (..., 2, 3)."""
     return torch.cat([linear, shift.unsqueeze(-1)], dim=-1)
@@ -139,13 +154,22 @@ def _compare_per_class(fn, logits, labels, num_classes, on: str) -> None:
         raise CheckFailed(f"{name} on {on}: expected a floating-point tensor, got {got.dtype}")
     got_d = got.detach().double()
     missing = torch.isnan(expected)
+    absent = torch.nonzero(missing).flatten().tolist()
     if not torch.equal(torch.isnan(got_d), missing):
-        absent = torch.nonzero(missing).flatten().tolist()
         raise CheckFailed(
             f"{name} on {on}: classes {absent} have no sample, so their error rate is undefined and should be nan "
-            f"(0 / 0); every other class should be a number. Got {[round(v, 4) for v in got_d.tolist()]}"
+            f"(0 / 0); every other class should be a number. Got {[round(v + 0.0, 4) for v in got_d.tolist()]}"
         )
-    check_close(got_d[~missing], expected[~missing], fn=name, on=f"{on} (classes that have samples)", atol=1e-6)
+    # Compare all classes, so that an index in the message is the class; the nan of absent classes agree (above)
+    # and are compared as 0.
+    check_close(
+        torch.where(missing, 0.0, got_d),
+        torch.where(missing, 0.0, expected),
+        fn=name,
+        on=on
+        + (f" (index = class; classes {absent} have no sample: nan, shown as 0)" if absent else " (index = class)"),
+        atol=1e-6,
+    )
 
 
 def check_per_class_error(fn) -> None:
@@ -188,10 +212,12 @@ def grade_per_class_error(fn) -> None:
 
 
 # --------------------------------------------------------------------------- 2. rotation_from_theta
-def _compare_rotation(fn, theta: torch.Tensor, expected: torch.Tensor, on: str, atol: float) -> None:
+def _compare_rotation(fn, theta: torch.Tensor, expected: torch.Tensor, on: str, atol: float, mistakes=()) -> None:
     got = call_learner(fn, theta.clone(), name="rotation_from_theta", on=on)
+    _check_dtype(got, theta.dtype, fn="rotation_from_theta", on=on, inputs="theta")
     expected = expected.to(theta.dtype)
     mistakes = [
+        *mistakes,
         (torch.deg2rad(expected), "return degrees, not radians (torch.rad2deg)"),
         (-expected, "the sign is flipped: the sine is a10 - a01 (row 1, column 0 minus row 0, column 1)"),
         (
@@ -255,6 +281,16 @@ def _sheared(gen, n: int) -> torch.Tensor:
     return _theta(_rotation_2x2(angles) @ shear @ scale, torch.randn(n, 2, generator=gen, dtype=torch.float64))
 
 
+def _first_column(theta: torch.Tensor) -> tuple:
+    """The typical mistake on sheared thetas: the angle of the first column alone, and its hint."""
+    t = theta.double()
+    return (
+        torch.rad2deg(torch.atan2(t[..., 1, 0], t[..., 0, 0])).to(theta.dtype),
+        "atan2(a10, a00) is the angle of the first column only; with a shear or unequal scales the two columns "
+        "turn by different angles, and the closest rotation uses all four entries: atan2(a10 - a01, a00 + a11)",
+    )
+
+
 def check_rotation_from_theta_sheared(fn) -> None:
     """Visible check of ``rotation_from_theta`` on sheared and stretched thetas: the closest rotation."""
     theta = torch.tensor(
@@ -270,8 +306,9 @@ def check_rotation_from_theta_sheared(fn) -> None:
         theta,
         _closest_rotation_deg(theta),
         "3 thetas: shear [[1, 0.5], [0, 1]], stretch diag(2, 0.5), and [[0.8, -0.9], [0.6, 0.7]], "
-        "float64 (the angle of the closest rotation, not atan2(a10, a00))",
+        "float64 (the angle of the closest rotation)",
         1e-6,
+        mistakes=[_first_column(theta)],
     )
     passed("rotation_from_theta gives the angle of the rotation closest to a sheared or stretched 2x2 part")
 
@@ -282,7 +319,12 @@ def grade_rotation_from_theta_sheared(fn) -> None:
     for n, dtype, atol in [(13, torch.float64, 1e-7), (11, torch.float32, 2e-3)]:
         theta = _sheared(gen, n)
         _compare_rotation(
-            fn, theta.to(dtype), _closest_rotation_deg(theta), f"{n} random sheared thetas, {dtype}", atol
+            fn,
+            theta.to(dtype),
+            _closest_rotation_deg(theta),
+            f"{n} random sheared thetas, {dtype}",
+            atol,
+            [_first_column(theta.to(dtype))],
         )
     print("rotation_from_theta (sheared): hidden tests passed")
 
@@ -307,11 +349,13 @@ def _compare_residual(fn, theta_learned: torch.Tensor, theta_true: torch.Tensor,
     origin, ex, ey = image[:, 0], image[:, 1], image[:, 2]
     expected = torch.stack([ex - origin, ey - origin, origin], dim=-1)  # columns: A e_x, A e_y, t
     got = call_learner(fn, theta_learned.clone(), theta_true.clone(), name="residual_transform", on=on)
+    _check_dtype(got, theta_true.dtype, fn="residual_transform", on=on, inputs="the thetas")
     check_close(got, expected, fn="residual_transform", on=on, atol=atol)
 
 
 def check_residual_transform(fn) -> None:
-    """Visible check of ``residual_transform``: an exact undo gives the identity; then shifts, a rotation, a zoom."""
+    """Visible check of ``residual_transform``: an exact undo gives the identity; then shifts, a rotation, a zoom
+    (float32 and float64)."""
     angle = torch.tensor([30.0], dtype=torch.float64)
     rot = _theta(0.8 * _rotation_2x2(angle), torch.tensor([[0.2, -0.1]], dtype=torch.float64)).float()
     undo = _theta(_rotation_2x2(-angle) / 0.8, torch.zeros(1, 2, dtype=torch.float64)).float()
@@ -326,14 +370,9 @@ def check_residual_transform(fn) -> None:
     )
     theta_true = torch.tensor([[[1.5, 0.0, 0.3], [0.0, 1.5, -0.2]], [[0.0, -1.0, 0.0], [1.0, 0.0, 0.5]]])
     theta_learned = torch.tensor([[[0.6, 0.0, 0.1], [0.0, 0.6, 0.0]], [[1.0, 0.2, -0.4], [0.0, 1.0, 0.0]]])
-    _compare_residual(
-        fn,
-        theta_learned,
-        theta_true,
-        "a batch of 2: (zoom 1.5 + shift) after (zoom 0.6 + shift), and "
-        "(R(90) + shift) after (shear + shift); the order matters",
-        1e-5,
-    )
+    what = "a batch of 2: (zoom 1.5 + shift) after (zoom 0.6 + shift), and (R(90) + shift) after (shear + shift)"
+    _compare_residual(fn, theta_learned, theta_true, f"{what}; the order matters", 1e-5)
+    _compare_residual(fn, theta_learned.double(), theta_true.double(), f"{what}, float64", 1e-10)
     passed(
         "residual_transform maps p to theta_true(theta_learned(p)): the STN's output coordinates to the clean digit's"
     )
@@ -363,11 +402,13 @@ def _difference_oracle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _compare_difference(fn, a: torch.Tensor, b: torch.Tensor, on: str, atol: float) -> None:
     expected = _difference_oracle(a, b)
     got = call_learner(fn, a.clone(), b.clone(), name="angle_difference_deg", on=on)
-    check_close(got, expected.to(torch.promote_types(a.dtype, b.dtype)), fn="angle_difference_deg", on=on, atol=atol)
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    _check_dtype(got, dtype, fn="angle_difference_deg", on=on, inputs="a and b")
+    check_close(got, expected.to(dtype), fn="angle_difference_deg", on=on, atol=atol)
 
 
 def check_angle_difference_deg(fn) -> None:
-    """Visible check of ``angle_difference_deg``: small differences, across +-180, and beyond a full turn."""
+    """Visible check of ``angle_difference_deg``: small differences, across +-180, beyond a full turn, broadcast."""
     a = torch.tensor([10.0, 170.0, -170.0, 90.0, 400.0, -30.0])
     b = torch.tensor([-20.0, -170.0, 170.0, -80.0, 0.0, 330.0])
     _compare_difference(fn, a[:1], b[:1], "a = 10, b = -20 (expected 30)", 1e-4)
@@ -378,7 +419,14 @@ def check_angle_difference_deg(fn) -> None:
         "a = (10, 170, -170, 90, 400, -30), b = (-20, -170, 170, -80, 0, 330): 170 - (-170) is -20 degrees, not 340",
         1e-4,
     )
-    passed("angle_difference_deg wraps a - b into [-180, 180)")
+    _compare_difference(
+        fn,
+        a.reshape(2, 3).double(),
+        b[:3].double(),
+        "a of shape (2, 3) and b = (-20, -170, 170) of shape (3,), float64: a and b broadcast, as in a - b",
+        1e-9,
+    )
+    passed("angle_difference_deg wraps a - b into [-180, 180), for any broadcastable shapes")
 
 
 def grade_angle_difference_deg(fn) -> None:
