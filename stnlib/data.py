@@ -32,14 +32,19 @@ A.1); our own choices where it gives no number are marked:
       random integer position, plus clutter. *Ours*: 4 pieces of 6x6 cut from random other digits
       of the same split (from their central 20x20, so they usually hold ink), pasted at random
       positions and combined with the image by a pixel-wise maximum.
+    - ``"addition"``: the paper's MNIST addition (notebook 07): two digits in two 42x42 channels,
+      each with its own RTS distortion (the ranges above), labelled with their sum (19 classes,
+      0 to 18). *Ours*: digit i of a split is paired with a seeded random other digit of the
+      same split (``params["partner"]``; ``params["digit_labels"]`` holds both labels).
 
 Every sample keeps its ground truth. For the affine distortions (none, r, rts, tc) it is ``theta``,
 ``src_norm_trans_dst_norm`` with ``align_corners=False``: warping the clean 28x28 digit with it,
 ``grid_sample(clean, affine_grid(theta, (N, 1, H, W)))``, gives the distorted sample (before clutter
 and before rounding to uint8); its inverse, ``stnlib.geometry.invert_affine(theta)``, is the theta
 of an ideal spatial transformer with a 28x28 output, which gives the clean digit back (up to
-interpolation). For ``"p"`` it is a ``homography`` (see ``stnlib.warps.projective_grid``)
-and for ``"e"`` the ``tps_offsets`` of the control points (``stnlib.warps.tps_grid``).
+interpolation). For ``"p"`` it is a ``homography`` (see ``stnlib.warps.projective_grid``),
+for ``"e"`` the ``tps_offsets`` of the control points (``stnlib.warps.tps_grid``), and for
+``"addition"`` one theta per channel, (N, 2, 2, 3).
 
 Normalisation: ``NORMALISATION`` holds the mean and standard deviation of each dataset; they are
 the only copy in the course. Images from this module are always in [0, 1] (background 0);
@@ -69,6 +74,8 @@ __all__ = [
     "DATASETS",
     "DISTORTIONS",
     "CANVAS_SIZE",
+    "CHANNELS",
+    "NUM_CLASSES",
     "data_dir",
     "offline_mode",
     "BaseDigits",
@@ -92,10 +99,14 @@ __all__ = [
 ]
 
 DATASETS = ("mnist", "fashion-mnist")
-DISTORTIONS = ("none", "r", "rts", "p", "e", "tc")
+DISTORTIONS = ("none", "r", "rts", "p", "e", "tc", "addition")
 
 #: Side of the square image each distortion produces.
-CANVAS_SIZE = {"none": 28, "r": 28, "rts": 42, "p": 28, "e": 28, "tc": 60}
+CANVAS_SIZE = {"none": 28, "r": 28, "rts": 42, "p": 28, "e": 28, "tc": 60, "addition": 42}
+
+#: Channels of each distortion's images (one digit per channel), and classes of its labels.
+CHANNELS = {name: 2 if name == "addition" else 1 for name in DISTORTIONS}
+NUM_CLASSES = {name: 19 if name == "addition" else 10 for name in DISTORTIONS}
 
 #: (mean, std) of the training pixels in [0, 1]: the one place the course keeps them.
 NORMALISATION = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
@@ -371,10 +382,17 @@ def sample_distortion(
     Returns:
         dict of tensors with first dimension ``n``: ``theta`` (n, 2, 3) and the readable
         ``angle_deg``, ``scale``, ``shift_pix`` for none/r/rts/tc; ``homography`` (n, 3, 3) and
-        ``scale`` for p; ``tps_offsets`` (n, 16, 2) for e; and for tc also ``clutter_source``
-        (n, 4), ``clutter_crop`` (n, 4, 2) and ``clutter_paste`` (n, 4, 2) (top-left corners, (x, y)).
+        ``scale`` for p; ``tps_offsets`` (n, 16, 2) for e; for tc also ``clutter_source``
+        (n, 4), ``clutter_crop`` (n, 4, 2) and ``clutter_paste`` (n, 4, 2) (top-left corners, (x, y));
+        for addition the RTS entries of both channels, with the channel after n: ``theta``
+        (n, 2, 2, 3), ``angle_deg`` and ``scale`` (n, 2), ``shift_pix`` (n, 2, 2).
     """
     check_choice(distortion, DISTORTIONS, "distortion")
+    if distortion == "addition":  # two independent RTS draws, one per channel
+        first, second = (
+            sample_distortion("rts", n, generator=generator, rotation_range=rotation_range) for _ in range(2)
+        )
+        return {key: torch.stack([first[key], second[key]], dim=1) for key in first}
     canvas = CANVAS_SIZE[distortion]
     if distortion == "p":
         scale = _uniform(n, *P_SCALE, generator)
@@ -446,16 +464,20 @@ def render_distortion(
     """Apply stored distortion parameters to clean digits.
 
     Args:
-        clean: (N, 1, 28, 28) or (N, 28, 28) digits, uint8 (0-255) or float in [0, 1].
+        clean: (N, C, 28, 28) or (N, 28, 28) digits, uint8 (0-255) or float in [0, 1]; C =
+            ``CHANNELS[distortion]`` (2 for addition).
         distortion: one of :data:`DISTORTIONS`.
         params: as returned by :func:`sample_distortion` (first dimension N).
         clutter_sources: (M, 28, 28) digits the clutter is cut from (``"tc"`` only).
 
     Returns:
-        (N, 1, S, S) float32 in [0, 1], S = ``CANVAS_SIZE[distortion]`` (not rounded to uint8).
+        (N, C, S, S) float32 in [0, 1], S = ``CANVAS_SIZE[distortion]`` (not rounded to uint8).
     """
     check_choice(distortion, DISTORTIONS, "distortion")
-    clean = to_float(clean.reshape(len(clean), 1, DIGIT_SIZE, DIGIT_SIZE))
+    clean = to_float(clean.reshape(len(clean), CHANNELS[distortion], DIGIT_SIZE, DIGIT_SIZE))
+    if distortion == "addition":  # each channel is an RTS digit with its own theta
+        channels = [_warp(clean[:, c : c + 1], "rts", {"theta": params["theta"][:, c]}) for c in range(2)]
+        return torch.cat(channels, dim=1).clamp(0.0, 1.0)
     out = _warp(clean, distortion, params)
     if distortion == "tc":
         if clutter_sources is None:
@@ -470,13 +492,13 @@ class DistortedDigits(torch.utils.data.Dataset):
     """A distorted (or plain) digit dataset held in memory, with each sample's ground truth.
 
     Attributes:
-        images: (N, 1, S, S) uint8, the distorted digits.
-        labels: (N,) int64.
-        clean: (N, 1, 28, 28) uint8, the digits before distortion.
+        images: (N, C, S, S) uint8, the distorted digits (C = 1, or 2 for addition).
+        labels: (N,) int64 (for addition the sum of the two digits).
+        clean: (N, C, 28, 28) uint8, the digits before distortion.
         params: dict of tensors with first dimension N (see :func:`sample_distortion`).
         dataset, distortion, train, seed, source: how it was made.
 
-    ``dataset[i]`` is ``(image, label)`` with ``image`` a (1, S, S) float32 tensor in [0, 1].
+    ``dataset[i]`` is ``(image, label)`` with ``image`` a (C, S, S) float32 tensor in [0, 1].
     """
 
     def __init__(self, images, labels, clean, params, *, dataset, distortion, train, seed, source):
@@ -494,20 +516,33 @@ class DistortedDigits(torch.utils.data.Dataset):
         """(H, W) of the images."""
         return tuple(self.images.shape[-2:])
 
+    @property
+    def channels(self) -> int:
+        """Channels of the images (2 for addition: one digit in each)."""
+        return int(self.images.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the labels have (19 for addition: the sums 0 to 18)."""
+        return NUM_CLASSES[self.distortion]
+
     def redraw(self, seed: int, *, rotation_range: float = 1.0) -> "DistortedDigits":
         """The same clean digits with fresh distortions, drawn from ``seed``.
 
         Training on a new draw every epoch shows the network each digit in many poses instead of
         one (``stnlib.train.Recipe.redraw``). The ranges are those of :func:`sample_distortion`;
-        on ``"tc"`` the clutter is cut from these digits. ``"none"`` returns ``self``.
+        on ``"tc"`` the clutter is cut from these digits. On ``"addition"`` the pairs are drawn
+        anew as well: each first digit gets another of this set's first digits as its partner
+        (``params["partner"]`` then indexes this set), so the labels change. ``"none"`` returns ``self``.
 
         Args:
             seed: seed of the draw; the same seed gives identical tensors.
             rotation_range: fraction of the rotation range (see :func:`sample_distortion`).
 
         Returns:
-            a new :class:`DistortedDigits` with the same ``clean`` and ``labels``, new ``images``
-            (N, 1, S, S) uint8 and ``params``, and ``seed`` set to ``seed``.
+            a new :class:`DistortedDigits` with the same ``clean`` and ``labels`` (for addition: the
+            same first digits, new partners and their sums), new ``images`` (N, C, S, S) uint8 and
+            ``params``, and ``seed`` set to ``seed``.
 
         Example:
             >>> clean = torch.zeros(3, 1, 28, 28, dtype=torch.uint8)
@@ -524,11 +559,14 @@ class DistortedDigits(torch.utils.data.Dataset):
         )
         if self.distortion == "tc":
             _no_self_clutter(params)
-        images = _render_uint8(self.clean, self.distortion, params, self.clean[:, 0])
+        clean, labels = self.clean, self.labels
+        if self.distortion == "addition":  # new pairs of the same first digits, and new labels
+            clean, labels = self._repair(params, generator)
+        images = _render_uint8(clean, self.distortion, params, self.clean[:, 0])
         return DistortedDigits(
             images,
-            self.labels,
-            self.clean,
+            labels,
+            clean,
             params,
             dataset=self.dataset,
             distortion=self.distortion,
@@ -536,6 +574,15 @@ class DistortedDigits(torch.utils.data.Dataset):
             seed=int(seed),
             source=self.source,
         )
+
+    def _repair(self, params: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """MNIST addition: pair each first digit with another first digit of this set; updates ``params``."""
+        n = len(self.labels)
+        partner = (torch.arange(n) + torch.randint(1, max(n, 2), (n,), generator=generator)) % max(n, 1)
+        first = self.params["digit_labels"][:, 0]
+        params.update(partner=partner, digit_labels=torch.stack([first, first[partner]], dim=1))
+        clean = torch.stack([self.clean[:, 0], self.clean[partner, 0]], dim=1)
+        return clean, params["digit_labels"].sum(dim=1)
 
     def __repr__(self) -> str:
         split = "train" if self.train else "test"
@@ -589,9 +636,16 @@ def distorted_digits(
     params = sample_distortion(distortion, len(labels), generator=generator, n_sources=len(labels))
     if distortion == "tc":
         _no_self_clutter(params)
+    if distortion == "addition":  # pair each digit with a random other digit of the split
+        n_all = len(labels)
+        partner = (torch.arange(n_all) + torch.randint(1, max(n_all, 2), (n_all,), generator=generator)) % n_all
+        params.update(partner=partner, digit_labels=torch.stack([labels, labels[partner]], dim=1))
     n = len(labels) if limit is None else min(int(limit), len(labels))
     params = {key: value[:n] for key, value in params.items()}
     clean = images[:n].unsqueeze(1)
+    if distortion == "addition":
+        clean = torch.stack([images[:n], images[params["partner"]]], dim=1)
+        labels = params["digit_labels"].sum(dim=1)
     return DistortedDigits(
         _render_uint8(clean, distortion, params, images),
         labels[:n].clone(),
@@ -606,14 +660,14 @@ def distorted_digits(
 
 
 def _render_uint8(clean: torch.Tensor, distortion: str, params: dict, sources: torch.Tensor) -> torch.Tensor:
-    """:func:`render_distortion` in chunks, rounded to uint8: (N, 1, 28, 28) -> (N, 1, S, S)."""
+    """:func:`render_distortion` in chunks, rounded to uint8: (N, C, 28, 28) -> (N, C, S, S)."""
     chunks = []
     for start in range(0, len(clean), RENDER_CHUNK):
         part = {key: value[start : start + RENDER_CHUNK] for key, value in params.items()}
         out = render_distortion(clean[start : start + RENDER_CHUNK], distortion, part, clutter_sources=sources)
         chunks.append(torch.round(out * 255.0).to(torch.uint8))
     side = CANVAS_SIZE[distortion]
-    return torch.cat(chunks) if chunks else torch.zeros(0, 1, side, side, dtype=torch.uint8)
+    return torch.cat(chunks) if chunks else torch.zeros(0, CHANNELS[distortion], side, side, dtype=torch.uint8)
 
 
 def _no_self_clutter(params: dict) -> None:

@@ -17,7 +17,14 @@ Convention:
       (pytorch/tutorials issue #1117); use ``padding_mode="border"`` with it, or keep ``"after"``.
     - ``theta`` is ``src_norm_trans_dst_norm`` with ``align_corners=False`` (as in
       ``stnlib.geometry``): (N, 2, 3) for ``"affine"``, ``"similarity"`` and ``"attention"``,
-      (N, 3, 3) for ``"projective"`` (a homography; see ``stnlib.warps.projective_grid``).
+      (N, 3, 3) for ``"projective"`` (a homography; see ``stnlib.warps.projective_grid``), and
+      for ``"tps"`` the (N, K, 2) offsets of the K control points of a thin-plate spline
+      (``stnlib.warps.tps_grid``; zero offsets are the identity). ``affine_theta`` gives every
+      kind's affine part as (N, 2, 3), for statistics.
+    - Notebook 07 adds transformers that are not one affine warp of the input:
+      :class:`ParallelSTNClassifier` (several transformers side by side, the paper's 2xST on
+      MNIST addition) and :class:`FeatureMapSTNClassifier` (a transformer on feature maps inside
+      the classifier). Every model takes ``in_channels`` and ``num_classes`` (2 and 19 for addition).
     - ``sampler="torch"`` uses ``torch.nn.functional.affine_grid``/``grid_sample``;
       ``sampler="stnlib"`` the course's hand-built ones from ``stnlib.sampling`` (same results).
     - Models return logits (:class:`TutorialNet` returns log-probabilities, as the tutorial does;
@@ -35,7 +42,14 @@ from .blocking import reference
 from .data import DATASETS, NORMALISATION
 from .sampling import PADDING_MODES
 from .validation import check_choice, check_floating, check_shape, check_size
-from .warps import projective_grid
+from .warps import (
+    grid_from_tps_matrix,
+    projective_grid,
+    tps_affine_theta,
+    tps_control_points,
+    tps_grid,
+    tps_grid_matrix,
+)
 
 __all__ = [
     "TRANSFORMS",
@@ -47,11 +61,15 @@ __all__ = [
     "Normalize",
     "CLASSIFIERS",
     "similarity_theta",
+    "identity_params",
     "params_to_theta",
     "refine_theta",
     "AddCoords",
     "localization_net",
+    "TPSGrid",
     "SpatialTransformer",
+    "ParallelSTNClassifier",
+    "FeatureMapSTNClassifier",
     "ConvClassifier",
     "FCNClassifier",
     "STNClassifier",
@@ -65,21 +83,37 @@ __all__ = [
     "count_parameters",
 ]
 
-TRANSFORMS = ("affine", "similarity", "attention", "projective")
+TRANSFORMS = ("affine", "similarity", "attention", "projective", "tps")
 SAMPLERS = ("torch", "stnlib")
 PLACEMENTS = ("after", "before")
-MODELS = ("stn", "cnn", "tutorial", "tutorial-cnn")
+#: ``"st2"``: two transformers side by side (:class:`ParallelSTNClassifier`); ``"stn-features"``: a
+#: transformer on the feature maps after the first conv block (:class:`FeatureMapSTNClassifier`).
+MODELS = ("stn", "cnn", "tutorial", "tutorial-cnn", "st2", "stn-features")
 #: The classifier behind the transformer (``"stn"`` and ``"cnn"`` models): today's CNN, a CNN with
 #: a quarter of its filters, or a fully connected net with three weight layers (the paper's FCN).
 CLASSIFIERS = ("cnn", "tiny-cnn", "fcn")
 
 #: What the regression layer outputs for each transform, and its identity value (the bias at init).
+#: ``"tps"`` outputs 2 K zeros (the offsets of K control points; see :func:`identity_params`).
 IDENTITY_PARAMS = {
     "affine": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],  # theta row by row
     "similarity": [0.0, 1.0, 0.0, 0.0],  # (angle a in radians, scale s, tx, ty)
     "attention": [1.0, 0.0, 0.0],  # (scale, tx, ty)
     "projective": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],  # homography row by row, h33 = 1
 }
+
+
+def identity_params(transform: str, tps_points: int = 4) -> list[float]:
+    """The regression layer's output that means "no change" for ``transform`` (its bias at init).
+
+    Example:
+        >>> identity_params("attention"), len(identity_params("tps", tps_points=3))
+        ([1.0, 0.0, 0.0], 18)
+    """
+    check_choice(transform, TRANSFORMS, "transform")
+    if transform == "tps":
+        return [0.0] * (2 * tps_points**2)
+    return list(IDENTITY_PARAMS[transform])
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -137,14 +171,15 @@ def params_to_theta(params: torch.Tensor, transform: str) -> torch.Tensor:
 
     Args:
         params: (N, P) with P = 6 (affine), 4 (similarity: angle a in radians, scale s, tx, ty),
-            3 (attention: scale s, tx, ty) or 8 (projective).
-        transform: ``"affine"``, ``"similarity"``, ``"attention"`` or ``"projective"``.
+            3 (attention: scale s, tx, ty), 8 (projective) or 2 K (tps: the x and y offset of each
+            of K control points, point by point).
+        transform: one of :data:`TRANSFORMS`.
 
     Returns:
         (N, 2, 3) theta for affine, similarity (``[[s cos a, -s sin a, tx], [s sin a, s cos a, ty]]``:
         one number for the rotation, where the affine transform needs four to move together)
         and attention (``[[s, 0, tx], [0, s, ty]]``), (N, 3, 3) homography for projective (the 8
-        values row by row, then 1).
+        values row by row, then 1), (N, K, 2) control-point offsets for tps.
 
     Example:
         >>> params_to_theta(torch.tensor([[0.5, 0.1, -0.2]]), "attention")
@@ -153,6 +188,13 @@ def params_to_theta(params: torch.Tensor, transform: str) -> torch.Tensor:
     """
     check_choice(transform, TRANSFORMS, "transform")
     check_floating(params, "params")
+    if transform == "tps":
+        check_shape(params, "N,P", name="params")
+        if params.shape[1] % 2:
+            raise ValueError(
+                f"params must hold an x and a y offset per control point (an even P); got {params.shape[1]}"
+            )
+        return params.view(params.shape[0], -1, 2)
     size = len(IDENTITY_PARAMS[transform])
     check_shape(params, f"N,{size}", name="params")
     if transform == "affine":
@@ -285,13 +327,55 @@ def _grid_sample(x, grid, padding_mode, align_corners, sampler):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=align_corners)
 
 
+class TPSGrid(nn.Module):
+    """The grid generator of a thin-plate-spline transformer, with its linear system solved once.
+
+    A TPS grid is linear in where the control points read (:func:`stnlib.warps.tps_grid_matrix`),
+    so the matrix is computed at construction (float64, stored as a buffer) and each forward pass
+    is one matrix product.
+
+    Args:
+        points_per_side: the control points are a regular ``points_per_side`` x ``points_per_side``
+            grid over [-1, 1]^2 (:func:`stnlib.warps.tps_control_points`; 4 gives K = 16).
+        out_size: (H, W) of the output grid.
+        align_corners: where the normalised -1/+1 lie.
+
+    Shapes:
+        ``forward(offsets)``: (N, K, 2) -> grid (N, *out_size, 2). ``affine_theta(offsets)``: -> (N, 2, 3).
+    """
+
+    def __init__(self, points_per_side: int = 4, out_size=(28, 28), *, align_corners: bool = False):
+        super().__init__()
+        self.out_size = check_size(out_size, "out_size", 2)
+        self.align_corners = bool(align_corners)
+        control = tps_control_points(points_per_side, dtype=torch.float64)
+        self.register_buffer("control", control.float())
+        self.register_buffer(
+            "matrix", tps_grid_matrix(control, self.out_size, align_corners=self.align_corners).float()
+        )
+
+    def forward(self, offsets: torch.Tensor, size=None) -> torch.Tensor:
+        if size is not None and tuple(size) != self.out_size:  # another output size: solve for it
+            return tps_grid(offsets, self.control.to(offsets.dtype), (len(offsets), 1, *size), self.align_corners)
+        control = self.control.to(offsets.dtype)
+        return grid_from_tps_matrix(self.matrix.to(offsets.dtype), control + offsets, self.out_size)
+
+    def affine_theta(self, offsets: torch.Tensor) -> torch.Tensor:
+        """The affine part of each spline (its best affine fit), (N, 2, 3)."""
+        return tps_affine_theta(offsets, self.control.to(offsets.dtype))
+
+
 class SpatialTransformer(nn.Module):
     """Localisation network -> theta -> sampling grid -> sampler (the paper's Figure 2).
 
+    It works on any (N, C, H, W) input: images, or the feature maps inside a network (the
+    paper's SVHN models), where ``in_channels`` is the number of feature maps; every channel is
+    warped with the same grid.
+
     Args:
         in_size: (H, W) of the input.
-        transform: ``"affine"`` (6 parameters), ``"attention"`` (scale + translation, 3) or
-            ``"projective"`` (8).
+        transform: ``"affine"`` (6 parameters), ``"similarity"`` (4), ``"attention"`` (scale +
+            translation, 3), ``"projective"`` (8) or ``"tps"`` (a thin-plate spline, 2 K).
         out_size: (H, W) of the output (default ``in_size``). Smaller than the input, the
             transformer crops: at the identity it shows the whole input, downsampled.
         localization: the convolutional part, (N, C, H, W) -> (N, F); default
@@ -301,9 +385,11 @@ class SpatialTransformer(nn.Module):
         padding_mode: what reads outside the input see (``"zeros"``, ``"border"``, ``"reflection"``).
         align_corners: passed to the grid generator and the sampler.
         in_channels: channels of the input.
+        tps_points: control points per side of the ``"tps"`` transform (K = tps_points ** 2).
 
     Shapes:
-        ``forward(x)``: (N, C, H, W) -> (N, C, *out_size). ``theta(x)``: (N, 2, 3) or (N, 3, 3).
+        ``forward(x)``: (N, C, H, W) -> (N, C, *out_size). ``theta(x)``: (N, 2, 3), (N, 3, 3) or,
+        for tps, (N, K, 2) offsets. ``affine_part(theta)``: (N, 2, 3).
     """
 
     def __init__(
@@ -318,6 +404,7 @@ class SpatialTransformer(nn.Module):
         padding_mode: str = "zeros",
         align_corners: bool = False,
         in_channels: int = 1,
+        tps_points: int = 4,
     ):
         super().__init__()
         self.in_size = check_size(in_size, "in_size", 2)
@@ -326,12 +413,14 @@ class SpatialTransformer(nn.Module):
         self.sampler = check_choice(sampler, SAMPLERS, "sampler")
         self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
         self.align_corners = bool(align_corners)
-        self.in_channels = in_channels
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.tps_points = tps_points
+        self.tps = TPSGrid(tps_points, self.out_size, align_corners=self.align_corners) if transform == "tps" else None
         if localization is None:
             localization = localization_net(self.in_size, in_channels=in_channels)
         self.localization = localization
         features = _output_features(self.localization, in_channels, self.in_size)
-        identity = IDENTITY_PARAMS[transform]
+        identity = identity_params(transform, tps_points)
         self.fc_loc = nn.Sequential(
             nn.Linear(features, loc_hidden), nn.ReLU(True), nn.Linear(loc_hidden, len(identity))
         )
@@ -342,17 +431,31 @@ class SpatialTransformer(nn.Module):
         last = self.fc_loc[-1]
         with torch.no_grad():
             last.weight.zero_()
-            last.bias.copy_(torch.tensor(IDENTITY_PARAMS[self.transform], dtype=last.bias.dtype))
+            last.bias.copy_(torch.tensor(identity_params(self.transform, self.tps_points), dtype=last.bias.dtype))
 
     def theta(self, x: torch.Tensor) -> torch.Tensor:
-        """The transform predicted for each input: (N, C, H, W) -> (N, 2, 3) or (N, 3, 3)."""
+        """The transform predicted for each input: (N, C, H, W) -> (N, 2, 3), (N, 3, 3) or (N, K, 2)."""
         check_floating(x, "x")
         check_shape(x, f"N,{self.in_channels},{self.in_size[0]},{self.in_size[1]}", name="x")
         return params_to_theta(self.fc_loc(self.localization(x).flatten(1)), self.transform)
 
+    def affine_part(self, theta: torch.Tensor) -> torch.Tensor:
+        """The affine part of a batch of this transformer's thetas, (N, 2, 3).
+
+        Affine, similarity and attention thetas are returned as they are; a homography gives its
+        first two rows over h33, a thin-plate spline its best affine fit.
+        """
+        if self.transform == "tps":
+            return self.tps.affine_theta(theta)
+        if self.transform == "projective":
+            return theta[:, :2, :] / theta[:, 2:, 2:]
+        return theta
+
     def grid(self, theta: torch.Tensor, size=None) -> torch.Tensor:
         """Sampling grid (N, H_out, W_out, 2) for a batch of ``theta`` (``size``: another (H_out, W_out))."""
         height, width = self.out_size if size is None else size
+        if self.transform == "tps":
+            return self.tps(theta, size=(height, width))
         size = (theta.shape[0], self.in_channels, height, width)
         if self.transform == "projective":
             return projective_grid(theta, size, align_corners=self.align_corners)
@@ -365,6 +468,12 @@ class SpatialTransformer(nn.Module):
     def forward(self, x: torch.Tensor, loc_input: torch.Tensor | None = None) -> torch.Tensor:
         """Warp ``x`` with the theta predicted from ``loc_input`` (default: ``x`` itself)."""
         return self.sample(x, self.theta(x if loc_input is None else loc_input))
+
+
+def _positive_int(value, name: str) -> int:
+    if not (isinstance(value, int) and value >= 1):
+        raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+    return value
 
 
 class ConvClassifier(nn.Module):
@@ -437,19 +546,20 @@ class FCNClassifier(nn.Module):
         return self.head(x)
 
 
-def make_classifier(kind: str, in_size, *, num_classes: int = 10) -> nn.Module:
-    """One of :data:`CLASSIFIERS` for (N, 1, *in_size) normalised images.
+def make_classifier(kind: str, in_size, *, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """One of :data:`CLASSIFIERS` for (N, in_channels, *in_size) normalised images.
 
     ``"cnn"``: :class:`ConvClassifier` with 16 and 32 filters and 64 hidden units (about 47,000
     parameters on 28x28); ``"tiny-cnn"``: 4 and 8 filters, 16 hidden units (about 3,000);
     ``"fcn"``: :class:`FCNClassifier` with two hidden layers of 64 (about 55,000).
     """
     check_choice(kind, CLASSIFIERS, "classifier")
+    kw = dict(num_classes=num_classes, in_channels=in_channels)
     if kind == "cnn":
-        return ConvClassifier(in_size, num_classes=num_classes)
+        return ConvClassifier(in_size, **kw)
     if kind == "tiny-cnn":
-        return ConvClassifier(in_size, channels=(4, 8), hidden=16, num_classes=num_classes)
-    return FCNClassifier(in_size, num_classes=num_classes)
+        return ConvClassifier(in_size, channels=(4, 8), hidden=16, **kw)
+    return FCNClassifier(in_size, **kw)
 
 
 def _normaliser(dataset: str, normalise: str) -> Normalise:
@@ -480,11 +590,14 @@ class STNClassifier(nn.Module):
             Lin and Lucey, 2017): from the second time on, it sees the input warped by the theta so
             far (at the input's size) and predicts a correction, composed onto it with
             :func:`refine_theta`. The classifier always gets the input warped once, by the final
-            theta. 1 is the plain STN.
+            theta. 1 is the plain STN (the only choice for ``"tps"``).
+        in_channels: channels of the input (2 for MNIST addition); all are warped with one theta.
+        tps_points: control points per side of the ``"tps"`` transform.
 
     Shapes:
-        ``forward``: (N, 1, H, W) in [0, 1] -> (N, 10) logits. ``stn``: -> (N, 1, *out_size) in the
-        input's units. ``theta``: -> (N, 2, 3) or (N, 3, 3).
+        ``forward``: (N, C, H, W) in [0, 1] -> (N, num_classes) logits. ``stn``: -> (N, C, *out_size)
+        in the input's units. ``theta``: -> (N, 2, 3), (N, 3, 3) or (N, K, 2) (tps).
+        ``affine_theta``: -> (N, 2, 3).
     """
 
     def __init__(
@@ -507,30 +620,47 @@ class STNClassifier(nn.Module):
         loc_coords: bool = False,
         classifier: str = "cnn",
         iterations: int = 1,
+        in_channels: int = 1,
+        tps_points: int = 4,
     ):
         super().__init__()
         self.norm = _normaliser(dataset, normalise)
         self.normalise = normalise
-        if not (isinstance(iterations, int) and iterations >= 1):
-            raise ValueError(f"iterations must be an int >= 1; got {iterations!r}")
-        self.iterations = iterations
-        in_size = check_size(in_size, "in_size", 2)
+        self.iterations = _positive_int(iterations, "iterations")
+        if iterations > 1 and transform == "tps":
+            raise ValueError("iterations must be 1 for transform 'tps' (two splines do not compose into one)")
+        self.in_size = check_size(in_size, "in_size", 2)
+        self.in_channels = _positive_int(in_channels, "in_channels")
         self.transformer = SpatialTransformer(
-            in_size,
+            self.in_size,
             transform=transform,
             out_size=out_size,
-            localization=localization_net(in_size, channels=loc_channels, downsample=loc_downsample, coords=loc_coords),
+            localization=localization_net(
+                self.in_size,
+                channels=loc_channels,
+                downsample=loc_downsample,
+                coords=loc_coords,
+                in_channels=in_channels,
+            ),
             loc_hidden=loc_hidden,
             sampler=sampler,
             padding_mode=padding_mode,
             align_corners=align_corners,
+            in_channels=in_channels,
+            tps_points=tps_points,
         )
         if classifier == "cnn":
             self.classifier = ConvClassifier(
-                self.transformer.out_size, channels=channels, hidden=hidden, num_classes=num_classes
+                self.transformer.out_size,
+                channels=channels,
+                hidden=hidden,
+                num_classes=num_classes,
+                in_channels=in_channels,
             )
         else:
-            self.classifier = make_classifier(classifier, self.transformer.out_size, num_classes=num_classes)
+            self.classifier = make_classifier(
+                classifier, self.transformer.out_size, num_classes=num_classes, in_channels=in_channels
+            )
 
     @property
     def localization(self) -> nn.Module:
@@ -547,26 +677,222 @@ class STNClassifier(nn.Module):
         return list(self.transformer.parameters())
 
     def theta(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) images in [0, 1] -> the predicted theta (N, 2, 3) or homography (N, 3, 3)."""
+        """(N, C, H, W) images in [0, 1] -> the predicted theta (N, 2, 3), homography (N, 3, 3) or TPS offsets (N, K, 2)."""
         theta = self.transformer.theta(self.norm(x))
         for _ in range(self.iterations - 1):  # look again at the input as warped so far
             view = self.transformer.sample(x, theta, size=self.transformer.in_size)
             theta = refine_theta(theta, self.transformer.theta(self.norm(view)))
         return theta
 
+    def affine_theta(self, x: torch.Tensor) -> torch.Tensor:
+        """The affine part of the predicted transform, (N, 2, 3) (see :meth:`SpatialTransformer.affine_part`)."""
+        return self.transformer.affine_part(self.theta(x))
+
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
-        """The classifier's input: the warped, normalised image (N, 1, *out_size)."""
+        """The classifier's input: the warped, normalised image (N, C, *out_size)."""
         theta = self.theta(x)
         if self.normalise == "before":
             return self.transformer.sample(self.norm(x), theta)
         return self.norm(self.transformer.sample(x, theta))
 
     def stn(self, x: torch.Tensor) -> torch.Tensor:
-        """The transformer's output in the input's units ([0, 1]), for display: (N, 1, *out_size)."""
+        """The transformer's output in the input's units ([0, 1]), for display: (N, C, *out_size)."""
         return self.norm.inverse(self._warp(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self._warp(x))
+
+
+class ParallelSTNClassifier(nn.Module):
+    """Several spatial transformers side by side on one input, their outputs stacked for one classifier.
+
+    The paper's 2xST-FCN / 2xST-CNN for MNIST addition: each transformer has its own localisation
+    network, sees the whole input (every channel) and warps the whole input; the classifier gets
+    the T warped copies stacked as T * C channels. Nothing tells a transformer which digit to
+    look at: if each learns to attend to a different one, it is because that lowers the loss.
+
+    Args:
+        in_size: (H, W) of the input (42x42 for addition).
+        transformers: how many transformers (T).
+        in_channels: channels of the input (C; 2 for addition, one digit in each).
+        num_classes: outputs (19 for addition: sums 0 to 18).
+        transform, out_size, dataset, sampler, padding_mode, align_corners, loc_channels,
+        loc_hidden, loc_downsample, tps_points: of each :class:`SpatialTransformer`, as in
+            :class:`STNClassifier` (normalisation is after the transformers).
+        classifier: ``"cnn"``, ``"tiny-cnn"`` or ``"fcn"`` (:func:`make_classifier`) on T * C channels.
+
+    Shapes:
+        ``forward``: (N, C, H, W) in [0, 1] -> (N, num_classes) logits. ``stn``: -> (N, T * C,
+        *out_size), transformer t's output in channels t * C .. t * C + C - 1. ``theta``: -> (N, T, 2, 3)
+        (or the transform's shape with T after N). ``affine_theta``: -> (N, T, 2, 3).
+    """
+
+    def __init__(
+        self,
+        in_size=(42, 42),
+        *,
+        transformers: int = 2,
+        in_channels: int = 2,
+        num_classes: int = 19,
+        transform: str = "affine",
+        out_size=(28, 28),
+        dataset: str = "mnist",
+        sampler: str = "torch",
+        padding_mode: str = "zeros",
+        align_corners: bool = False,
+        loc_channels=(20, 20),
+        loc_hidden: int = 32,
+        loc_downsample: int = 2,
+        classifier: str = "cnn",
+        tps_points: int = 4,
+    ):
+        super().__init__()
+        self.norm = _normaliser(dataset, "after")
+        self.in_size = check_size(in_size, "in_size", 2)
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        count = _positive_int(transformers, "transformers")
+        self.transformers = nn.ModuleList(
+            SpatialTransformer(
+                self.in_size,
+                transform=transform,
+                out_size=out_size,
+                localization=localization_net(
+                    self.in_size, channels=loc_channels, downsample=loc_downsample, in_channels=in_channels
+                ),
+                loc_hidden=loc_hidden,
+                sampler=sampler,
+                padding_mode=padding_mode,
+                align_corners=align_corners,
+                in_channels=in_channels,
+                tps_points=tps_points,
+            )
+            for _ in range(count)
+        )
+        self.classifier = make_classifier(
+            classifier, self.transformers[0].out_size, num_classes=num_classes, in_channels=count * in_channels
+        )
+
+    @property
+    def transformer(self) -> SpatialTransformer:
+        """The first transformer (its sizes are every transformer's)."""
+        return self.transformers[0]
+
+    def localization_parameters(self):
+        """Every transformer's localisation network, for their own learning rate."""
+        return list(self.transformers.parameters())
+
+    def theta(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [0, 1] -> every transformer's theta, stacked after the batch: (N, T, ...)."""
+        z = self.norm(x)
+        return torch.stack([t.theta(z) for t in self.transformers], dim=1)
+
+    def affine_theta(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [0, 1] -> the affine part of every transformer's transform, (N, T, 2, 3)."""
+        z = self.norm(x)
+        return torch.stack([t.affine_part(t.theta(z)) for t in self.transformers], dim=1)
+
+    def stn(self, x: torch.Tensor) -> torch.Tensor:
+        """The transformers' outputs in the input's units, stacked: (N, T * C, *out_size)."""
+        z = self.norm(x)
+        return torch.cat([t.sample(x, t.theta(z)) for t in self.transformers], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.norm(self.stn(x)))
+
+
+class FeatureMapSTNClassifier(nn.Module):
+    """A CNN with a spatial transformer *inside*: on the feature maps of its first conv block.
+
+    conv(k5) -> max-pool 2 -> ReLU -> **spatial transformer on the C1 feature maps** -> conv(k5) ->
+    max-pool 2 -> ReLU -> fc -> ReLU -> fc. The localisation network sees the feature maps (C1 channels, at
+    full resolution, 3x3 kernels), and the sampler warps all C1 maps with one theta. Normalised
+    coordinates make this possible: theta means the same geometric change on a 19x19 feature map
+    as on the 42x42 image it came from (the maps cover nearly the same field; each conv without
+    padding trims a border of 2 pixels).
+
+    Args:
+        in_size: (H, W) of the input images.
+        transform: of the transformer.
+        out_size: the transformer crops the feature maps to the size that an ``out_size`` image's
+            maps have (default (28, 28), as :class:`STNClassifier` crops the image: 42x42 images give
+            19x19 maps, cropped to 12x12), so the layers after it match the input-level STN's.
+        channels, hidden: of the classifier, as :class:`ConvClassifier`.
+        loc_channels, loc_hidden: of the localisation network on the feature maps.
+        in_channels, num_classes, dataset, sampler, padding_mode, align_corners, tps_points: as
+            :class:`STNClassifier`.
+
+    Shapes:
+        ``forward``: (N, C, H, W) in [0, 1] -> (N, num_classes). ``features(x)``: -> (N, C1, h, w)
+        before the transformer. ``theta``: as :class:`SpatialTransformer`. ``stn``: the input
+        image warped by that theta, (N, C, *out_size), for display.
+    """
+
+    def __init__(
+        self,
+        in_size=(42, 42),
+        *,
+        transform: str = "affine",
+        out_size=(28, 28),
+        dataset: str = "mnist",
+        channels=(16, 32),
+        hidden: int = 64,
+        loc_channels=(20, 20),
+        loc_hidden: int = 32,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        sampler: str = "torch",
+        padding_mode: str = "zeros",
+        align_corners: bool = False,
+        tps_points: int = 4,
+    ):
+        super().__init__()
+        self.norm = _normaliser(dataset, "after")
+        self.in_size = check_size(in_size, "in_size", 2)
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        c1, c2 = channels
+        self.block1 = nn.Sequential(nn.Conv2d(in_channels, c1, kernel_size=5), nn.MaxPool2d(2), nn.ReLU(True))
+        with torch.no_grad():
+            map_size = tuple(self.block1(torch.zeros(1, in_channels, *self.in_size)).shape[-2:])
+            out_map = tuple(self.block1(torch.zeros(1, in_channels, *check_size(out_size, "out_size", 2))).shape[-2:])
+        self.map_size, self.out_size = map_size, check_size(out_size, "out_size", 2)
+        self.transformer = SpatialTransformer(
+            map_size,
+            transform=transform,
+            out_size=out_map,
+            localization=localization_net(map_size, channels=loc_channels, kernel=3, downsample=1, in_channels=c1),
+            loc_hidden=loc_hidden,
+            sampler=sampler,
+            padding_mode=padding_mode,
+            align_corners=align_corners,
+            in_channels=c1,
+            tps_points=tps_points,
+        )
+        self.block2 = nn.Sequential(nn.Conv2d(c1, c2, kernel_size=5), nn.MaxPool2d(2), nn.ReLU(True), nn.Flatten())
+        features = _output_features(self.block2, c1, out_map)
+        self.head = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(True), nn.Linear(hidden, num_classes))
+
+    def localization_parameters(self):
+        """The localisation network on the feature maps, for its own learning rate."""
+        return list(self.transformer.parameters())
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [0, 1] -> the feature maps the transformer warps, (N, C1, h, w)."""
+        return self.block1(self.norm(x))
+
+    def theta(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [0, 1] -> the theta predicted from the feature maps."""
+        return self.transformer.theta(self.features(x))
+
+    def affine_theta(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [0, 1] -> the affine part of that theta, (N, 2, 3)."""
+        return self.transformer.affine_part(self.theta(x))
+
+    def stn(self, x: torch.Tensor) -> torch.Tensor:
+        """The input image warped by the theta the feature maps gave (what the warp means), (N, C, *out_size)."""
+        return self.transformer.sample(x, self.theta(x), size=self.out_size)  # the same grid, at the image's resolution
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.block2(self.transformer(self.features(x))))
 
 
 class CNNClassifier(nn.Module):
@@ -582,11 +908,20 @@ class CNNClassifier(nn.Module):
     """
 
     def __init__(
-        self, in_size=(42, 42), *, dataset: str = "mnist", channels=(16, 32), hidden: int = 64, num_classes: int = 10
+        self,
+        in_size=(42, 42),
+        *,
+        dataset: str = "mnist",
+        channels=(16, 32),
+        hidden: int = 64,
+        num_classes: int = 10,
+        in_channels: int = 1,
     ):
         super().__init__()
         self.norm = _normaliser(dataset, "after")
-        self.classifier = ConvClassifier(in_size, channels=channels, hidden=hidden, num_classes=num_classes)
+        self.classifier = ConvClassifier(
+            in_size, channels=channels, hidden=hidden, num_classes=num_classes, in_channels=in_channels
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.norm(x))
@@ -599,10 +934,12 @@ class FCNBaseline(nn.Module):
         (N, 1, H, W) in [0, 1] -> (N, num_classes) logits.
     """
 
-    def __init__(self, in_size=(28, 28), *, dataset: str = "mnist", hidden=(64, 64), num_classes: int = 10):
+    def __init__(
+        self, in_size=(28, 28), *, dataset: str = "mnist", hidden=(64, 64), num_classes: int = 10, in_channels: int = 1
+    ):
         super().__init__()
         self.norm = _normaliser(dataset, "after")
-        self.classifier = FCNClassifier(in_size, hidden=hidden, num_classes=num_classes)
+        self.classifier = FCNClassifier(in_size, hidden=hidden, num_classes=num_classes, in_channels=in_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.norm(x))
@@ -613,13 +950,13 @@ def matched_fcn(stn: STNClassifier, *, dataset: str = "mnist") -> FCNBaseline:
 
     Both hidden layers get the same width h, the one whose parameter count comes closest.
     """
-    in_size = stn.transformer.in_size
-    features = in_size[0] * in_size[1]
+    in_size, in_channels = stn.in_size, stn.in_channels
+    features = in_channels * in_size[0] * in_size[1]
     num_classes = stn.classifier.head[-1].out_features
     target = count_parameters(stn)
     # total(h) = (features + 1) h + (h + 1) h + (h + 1) num_classes
     best = min(range(1, 2048), key=lambda h: abs((features + 1) * h + (h + 1) * h + (h + 1) * num_classes - target))
-    return FCNBaseline(in_size, dataset=dataset, hidden=(best, best), num_classes=num_classes)
+    return FCNBaseline(in_size, dataset=dataset, hidden=(best, best), num_classes=num_classes, in_channels=in_channels)
 
 
 def matched_cnn(stn: STNClassifier, *, in_size=None, dataset: str = "mnist", channels=None) -> CNNClassifier:
@@ -637,17 +974,19 @@ def matched_cnn(stn: STNClassifier, *, in_size=None, dataset: str = "mnist", cha
     Returns:
         :class:`CNNClassifier`.
     """
-    in_size = stn.transformer.in_size if in_size is None else in_size
+    in_size = stn.in_size if in_size is None else in_size
+    in_channels = stn.in_channels
     convs = [m for m in stn.classifier.features if isinstance(m, nn.Conv2d)]
     channels = channels or (convs[0].out_channels, convs[1].out_channels)
     num_classes = stn.classifier.head[-1].out_features
-    probe = CNNClassifier(in_size, dataset=dataset, channels=channels, hidden=1, num_classes=num_classes)
+    kw = dict(dataset=dataset, channels=channels, num_classes=num_classes, in_channels=in_channels)
+    probe = CNNClassifier(in_size, hidden=1, **kw)
     conv_params = count_parameters(probe.classifier.features)
     features = probe.classifier.head[0].in_features
     # total(h) = conv_params + (features + 1) h + (h + 1) num_classes, linear in h.
     per_hidden = features + 1 + num_classes
     hidden = max(1, round((count_parameters(stn) - conv_params - num_classes) / per_hidden))
-    return CNNClassifier(in_size, dataset=dataset, channels=channels, hidden=hidden, num_classes=num_classes)
+    return CNNClassifier(in_size, hidden=hidden, **kw)
 
 
 class TutorialNet(nn.Module):
@@ -765,29 +1104,39 @@ def build_model(
     loc_coords: bool = False,
     classifier: str = "cnn",
     iterations: int = 1,
+    in_channels: int = 1,
+    num_classes: int = 10,
+    tps_points: int = 4,
 ) -> nn.Module:
     """Build one of :data:`MODELS` by name (what ``python -m stnlib.train --model`` does).
 
     Args:
         name: ``"stn"`` (:class:`STNClassifier`), ``"cnn"`` (:func:`matched_cnn` of the STN that
-            these arguments describe), ``"tutorial"`` (:class:`TutorialNet`) or ``"tutorial-cnn"``
-            (its classifier alone).
+            these arguments describe), ``"tutorial"`` (:class:`TutorialNet`), ``"tutorial-cnn"``
+            (its classifier alone), ``"st2"`` (:class:`ParallelSTNClassifier` with two
+            transformers) or ``"stn-features"`` (:class:`FeatureMapSTNClassifier`).
         in_size: (H, W) of the input.
         dataset: whose normalisation constants to use.
-        transform, out_size: of the STN (``"stn"`` and ``"cnn"``; the tutorial net is affine and
-            keeps the input size).
+        transform, out_size: of the STN (``"stn"``, ``"cnn"`` and ``"st2"``; the tutorial net is
+            affine and keeps the input size, the feature-map transformer keeps the maps' size).
         normalise: ``"after"`` or ``"before"``; default ``"after"``, but ``"before"`` for the tutorial models.
         sampler, padding_mode: of the transformer.
         loc_downsample, loc_channels, loc_hidden, loc_coords, iterations: of the STN's localisation
             network (``"stn"``; see :class:`STNClassifier`).
         classifier: one of :data:`CLASSIFIERS`; with ``"cnn"`` as the model name, ``"fcn"`` gives
             the FCN baseline (:func:`matched_fcn`), the others :func:`matched_cnn`.
+        in_channels, num_classes: of the data (1 and 10; 2 and 19 for MNIST addition).
+        tps_points: control points per side of a ``"tps"`` transform.
 
     Returns:
         the model, in training mode, on the CPU.
     """
     check_choice(name, MODELS, "name")
     if name in ("tutorial", "tutorial-cnn"):
+        if (in_channels, num_classes) != (1, 10):
+            raise ValueError(
+                f"the tutorial's network takes 1 channel and 10 classes; got {in_channels} and {num_classes}"
+            )
         return TutorialNet(
             in_size,
             use_stn=name == "tutorial",
@@ -797,20 +1146,32 @@ def build_model(
             padding_mode=padding_mode,
         )
     check_choice(classifier, CLASSIFIERS, "classifier")
-    stn = STNClassifier(
-        in_size,
-        transform=transform,
-        out_size=out_size,
+    common = dict(
         dataset=dataset,
-        normalise=normalise or "after",
+        transform=transform,
         sampler=sampler,
         padding_mode=padding_mode,
-        loc_downsample=loc_downsample,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        tps_points=tps_points,
         loc_channels=tuple(loc_channels),
         loc_hidden=loc_hidden,
+    )
+    if name == "st2":
+        return ParallelSTNClassifier(
+            in_size, transformers=2, out_size=out_size, loc_downsample=loc_downsample, classifier=classifier, **common
+        )
+    if name == "stn-features":
+        return FeatureMapSTNClassifier(in_size, out_size=out_size, **common)
+    stn = STNClassifier(
+        in_size,
+        out_size=out_size,
+        normalise=normalise or "after",
+        loc_downsample=loc_downsample,
         loc_coords=loc_coords,
         classifier=classifier,
         iterations=iterations,
+        **common,
     )
     if name == "stn":
         return stn

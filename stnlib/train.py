@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -89,6 +90,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "fit_or_load",
+    "run_key",
+    "cached_run",
     "main",
 ]
 
@@ -108,7 +111,8 @@ class Recipe:
 
     Attributes:
         model: one of ``stnlib.models.MODELS``.
-        transform: ``"affine"``, ``"attention"`` or ``"projective"`` (``"stn"`` and ``"cnn"`` models).
+        transform: one of ``stnlib.models.TRANSFORMS`` (``"affine"``, ``"similarity"``,
+            ``"attention"``, ``"projective"``, ``"tps"``), for every model with a transformer.
         out_size: side of the transformer's square output (``"stn"`` and ``"cnn"`` models).
         normalise: ``"after"`` or ``"before"`` the transformer.
         padding_mode: the sampler's padding: ``"zeros"``, ``"border"`` or ``"reflection"``.
@@ -142,6 +146,7 @@ class Recipe:
         curriculum_epochs: widen the training rotations linearly over this many epochs: epoch e
             draws angles from ``min(1, e / curriculum_epochs)`` of the full range (R: ±90°,
             RTS: ±45°), then the full range. 0: no curriculum. The test set is never changed.
+        tps_points: control points per side of a ``"tps"`` transform (K = tps_points ** 2).
     """
 
     model: str = "stn"
@@ -168,6 +173,7 @@ class Recipe:
     loc_coords: bool = False
     iterations: int = 1
     curriculum_epochs: int = 0
+    tps_points: int = 4
 
     def __post_init__(self):
         check_choice(self.model, MODELS, "model")
@@ -191,6 +197,8 @@ class Recipe:
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+        if not (isinstance(self.tps_points, int) and self.tps_points >= 2):
+            raise ValueError(f"tps_points must be an int of at least 2; got {self.tps_points!r}")
         if self.curriculum_epochs < 0:
             raise ValueError(f"curriculum_epochs must be 0 or positive; got {self.curriculum_epochs!r}")
         self.loc_channels = tuple(int(c) for c in self.loc_channels)
@@ -257,7 +265,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def model_for(recipe: Recipe, data) -> nn.Module:
-    """Build the recipe's model for images like ``data``'s (uses ``data.image_size`` and ``data.dataset``).
+    """Build the recipe's model for images like ``data``'s.
+
+    Uses ``data.image_size``, ``data.dataset``, and ``data.channels`` and ``data.num_classes``
+    (1 and 10 when ``data`` has none; 2 and 19 for MNIST addition).
 
     With ``recipe.loc_init == "random"`` the last layer of the localisation network is
     re-initialised with PyTorch's default instead of the identity (the ablation of notebook 06).
@@ -277,6 +288,9 @@ def model_for(recipe: Recipe, data) -> nn.Module:
         loc_coords=recipe.loc_coords,
         classifier=recipe.classifier,
         iterations=recipe.iterations,
+        in_channels=getattr(data, "channels", 1),
+        num_classes=getattr(data, "num_classes", 10),
+        tps_points=recipe.tps_points,
     )
     if recipe.loc_init == "random" and hasattr(model, "fc_loc"):
         model.fc_loc[-1].reset_parameters()
@@ -330,7 +344,8 @@ def theta_stats(theta: torch.Tensor) -> dict:
     collapse onto a point) or far above 1 (a zoom-out), or the shift grows past 1 (reads off the image).
 
     Args:
-        theta: (N, 2, 3) theta or (N, 3, 3) homography (its affine part, divided by h33, is used).
+        theta: (N, 2, 3) theta or (N, 3, 3) homography (its affine part, divided by h33, is used);
+            several transformers' (..., 2, 3) thetas are pooled.
 
     Returns:
         dict of floats: ``det_mean``, ``det_min``, ``det_max`` of the 2x2 part (the area the
@@ -339,7 +354,8 @@ def theta_stats(theta: torch.Tensor) -> dict:
     """
     theta = theta.detach().double()
     if theta.shape[-2:] == (3, 3):
-        theta = theta[:, :2, :] / theta[:, 2:, 2:]
+        theta = theta[..., :2, :] / theta[..., 2:, 2:]
+    theta = theta.reshape(-1, 2, 3)
     det = torch.linalg.det(theta[:, :, :2])
     return {
         "det_mean": det.mean().item(),
@@ -354,15 +370,15 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device="auto") -
     """Loss, error and theta statistics of ``model`` on ``data``, in eval mode.
 
     Args:
-        model: returns logits (or log-probabilities) for (N, 1, H, W) images in [0, 1].
+        model: returns logits (or log-probabilities) for (N, C, H, W) images in [0, 1].
         data: a ``DistortedDigits`` or an ``(images, labels)`` pair (uint8 or float images).
         batch_size: evaluation batch size.
         device: where to run (``"auto"``: CUDA when present).
 
     Returns:
         dict: ``loss`` (mean cross-entropy), ``error`` (fraction misclassified), ``errors``
-        (count), ``n``, and ``theta`` (:func:`theta_stats`) when the model has a ``theta`` method
-        that works on it, else None.
+        (count), ``n``, and ``theta`` (:func:`theta_stats` of the affine part, ``affine_theta``,
+        where the model has one) when the model has a transformer, else None.
     """
     device = resolve_device(device)
     images, labels = _tensors(data)
@@ -370,6 +386,7 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device="auto") -
     model.eval()
     total_loss, errors, thetas = 0.0, 0, []
     with_theta = hasattr(model, "theta") and getattr(model, "use_stn", True)
+    predict_theta = getattr(model, "affine_theta", getattr(model, "theta", None))
     for start in range(0, len(labels), batch_size):
         x = to_float(images[start : start + batch_size]).to(device)
         y = labels[start : start + batch_size].to(device)
@@ -377,7 +394,7 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device="auto") -
         total_loss += F.cross_entropy(out, y, reduction="sum").item()
         errors += (out.argmax(1) != y).sum().item()
         if with_theta:
-            thetas.append(model.theta(x).cpu())
+            thetas.append(predict_theta(x).cpu())
     model.train(was_training)
     n = len(labels)
     return {
@@ -489,11 +506,11 @@ def train(
     for epoch in range(1, recipe.epochs + 1):
         epoch_start, total_loss, errors = time.perf_counter(), 0.0, 0
         fraction = rotation_range(recipe, epoch) if curriculum else 1.0
-        if (redraw and epoch > 1) or fraction < 1.0:  # fresh poses of the same digits (the labels do not change)
+        if (redraw and epoch > 1) or fraction < 1.0:  # fresh poses of the same digits (MNIST addition: new pairs)
             draw = train_data.redraw(redraw_seed(train_data.seed, seed, epoch), rotation_range=fraction)
-            images = draw.images.to(device)
+            images, labels = draw.images.to(device), draw.labels.to(device)
         elif curriculum and not redraw and epoch == recipe.curriculum_epochs:  # the curriculum is over
-            images = _tensors(train_data)[0].to(device)
+            images, labels = (t.to(device) for t in _tensors(train_data))
         model.train()
         for index in torch.randperm(n, generator=generator).split(recipe.batch_size):
             index = index.to(device)
@@ -636,6 +653,72 @@ def fit_or_load(
     return metrics
 
 
+def run_key(recipe: Recipe, train_set, test_set, seed: int = 0) -> str:
+    """A short hash of everything that shapes a run: the recipe, the data and the seed.
+
+    The data is told apart by its distortion, seed, sizes and source, and by the sum of its pixels
+    (which changes with any edit of the images).
+    """
+    what = [
+        dataclasses.asdict(recipe),
+        train_set.distortion,
+        train_set.seed,
+        len(train_set),
+        len(test_set),
+        train_set.source,
+        int(train_set.images.float().sum()),
+    ]
+    if seed:
+        what.append(seed)
+    return hashlib.sha1(json.dumps(what).encode()).hexdigest()[:10]
+
+
+def cached_run(
+    name: str,
+    train_set,
+    test_set,
+    recipe: Recipe | None = None,
+    *,
+    folder,
+    keep: bool = True,
+    seed: int = 0,
+    device="auto",
+    verbose: bool = True,
+):
+    """Train the recipe's model on ``train_set``, or load it if this exact run was trained before.
+
+    The notebooks' way to train: the checkpoint is ``folder / f"{name}-{run_key(...)}.pt"``, so
+    changing the recipe, the data or the seed trains afresh instead of loading a stale model.
+    The model's initial weights are seeded with ``seed``.
+
+    Args:
+        name: a readable name for the run (the start of the file name).
+        train_set, test_set: ``stnlib.data.DistortedDigits``.
+        recipe: a :class:`Recipe` (default ``RECIPES["default"]``).
+        folder: where checkpoints live (e.g. ``stnlib.config.artifacts_dir("runs", "nb06")``).
+        keep: False trains afresh and saves nothing (the notebooks' fast mode).
+        seed, device: of the run (:func:`train`).
+        verbose: print one line: the test error, the parameter count and the training time.
+
+    Returns:
+        ``(model, metrics)``, the model in eval mode on the CPU.
+    """
+    recipe = recipe or RECIPES["default"]
+    torch.manual_seed(seed)
+    model = model_for(recipe, train_set)
+    if keep:
+        path = Path(folder) / f"{name}-{run_key(recipe, train_set, test_set, seed)}.pt"
+        metrics = fit_or_load(model, path, train_set, test_set, recipe, seed=seed, device=device, verbose=False)
+    else:
+        metrics = train(model, train_set, test_set, recipe, seed=seed, device=device, verbose=False)
+    if verbose:
+        print(
+            f"{name:<14} test error {100 * metrics['final_test_error']:5.2f}%  "
+            f"({count_parameters(model):,} parameters, trained in {metrics['wall_time_s']:.0f} s)"
+        )
+    return model.cpu().eval(), metrics
+
+
 # --------------------------------------------------------------------------- command line
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -686,6 +769,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--iterations", type=int, help="refinements of theta (inverse-compositional STN; 1: plain)")
     parser.add_argument("--curriculum-epochs", type=int, help="widen the training rotations over this many epochs")
+    parser.add_argument("--tps-points", type=int, help="control points per side of --transform tps (4: 16 points)")
     parser.add_argument(
         "--fixed-draw", action="store_true", help="train on one fixed draw of the distortions (no redraw each epoch)"
     )
@@ -732,6 +816,7 @@ def main(argv=None) -> dict:
             "loc_coords",
             "iterations",
             "curriculum_epochs",
+            "tps_points",
         )
     }
     if args.fixed_draw:

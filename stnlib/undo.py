@@ -20,7 +20,13 @@ learned with that ideal:
 
 A statistic is ``None`` ("n/a" in the printed line) where the distortion does not vary the
 quantity: R has no scale and no shift, TC no rotation. For P the affine part of the homography
-is used (its last row divided out); E (a thin-plate spline) has no affine ground truth.
+is used (its last row divided out); E (a thin-plate spline) has no affine ground truth. A
+transformer that is not affine (projective, thin-plate spline) is measured by its affine part
+(the model's ``affine_theta``).
+
+MNIST addition (notebook 07) has a ground truth per channel, and a model may have several
+transformers: :func:`attention_stats` compares every transformer with every channel and reports,
+for each transformer, the channel it follows (the one whose shift it undoes best).
 
 Convention:
     theta is ``src_norm_trans_dst_norm`` with ``align_corners=False``; a rotation angle is that
@@ -43,6 +49,7 @@ __all__ = [
     "affine_part",
     "ideal_theta",
     "undo_stats_from_theta",
+    "attention_stats",
     "undo_stats",
     "format_undo",
 ]
@@ -105,17 +112,19 @@ def ideal_theta(params: dict) -> torch.Tensor | None:
     """The theta that undoes each sample's distortion, from a ``DistortedDigits``' ``params``.
 
     Args:
-        params: with ``"theta"`` (N, 2, 3) (R, RTS, TC, none) or ``"homography"`` (N, 3, 3) (P),
-            the transform that placed each clean digit (output canvas -> digit).
+        params: with ``"theta"`` (N, 2, 3) (R, RTS, TC, none; (N, C, 2, 3) for addition, one per
+            channel) or ``"homography"`` (N, 3, 3) (P), the transform that placed each clean digit
+            (output canvas -> digit).
 
     Returns:
-        (N, 2, 3) float64: the inverse of that transform (its affine part for P), or None (E).
+        (N, 2, 3) (or (N, C, 2, 3)) float64: the inverse of that transform (its affine part for P),
+        or None (E).
     """
     if "theta" in params:
         placed = params["theta"].double()
-        linear, shift = placed[:, :, :2], placed[:, :, 2:]
+        linear, shift = placed[..., :2], placed[..., 2:]
         inverse = torch.linalg.inv(linear)
-        return torch.cat([inverse, -inverse @ shift], dim=2)
+        return torch.cat([inverse, -inverse @ shift], dim=-1)
     if "homography" in params:
         return affine_part(torch.linalg.inv(params["homography"].double()))
     return None
@@ -182,20 +191,56 @@ def undo_stats_from_theta(learned: torch.Tensor, ideal: torch.Tensor) -> dict:
     }
 
 
-@torch.no_grad()
-def undo_stats(model, test_set, *, device="cpu", batch_size: int = 1000) -> dict | None:
-    """:func:`undo_stats_from_theta` for ``model`` on a distorted test set.
+def attention_stats(learned: torch.Tensor, ideal: torch.Tensor) -> dict:
+    """Which channel each transformer follows, and how well: for several transformers and several digits.
 
     Args:
-        model: has ``theta(x)`` mapping (N, 1, S, S) images in [0, 1] on ``device`` to (N, 2, 3)
-            theta or (N, 3, 3) homography (an ``stnlib.models.STNClassifier``).
+        learned: (N, T, 2, 3) the affine part of each of T transformers' thetas ((N, 2, 3): T = 1).
+        ideal: (N, C, 2, 3) the theta that undoes channel c's distortion (:func:`ideal_theta`).
+
+    Returns:
+        ``{"transformers": [...]}``, one dict per transformer: ``channel`` (0-based, the channel
+        whose shift it undoes best: the digit it attends to), the :data:`UNDO_KEYS` against that
+        channel, and ``shift_slopes``, its shift slope against every channel.
+
+    Example:
+        >>> from stnlib.data import placement_theta
+        >>> def placed(dx):
+        ...     return placement_theta(torch.zeros(4), torch.ones(4), torch.stack([dx, -dx], 1), canvas=42)
+        >>> ideal = ideal_theta({"theta": torch.stack([placed(torch.arange(4.0)), placed(-torch.arange(4.0) ** 2)], 1)})
+        >>> [t["channel"] for t in attention_stats(ideal.flip(1), ideal)["transformers"]]  # swapped: 0 follows 1
+        [1, 0]
+    """
+    learned = learned.double()
+    if learned.dim() == 3:
+        learned = learned[:, None]
+    check_shape(learned, "N,T,2,3", name="learned")
+    check_shape(ideal, "N,C,2,3", name="ideal")
+    transformers = []
+    for t in range(learned.shape[1]):
+        per_channel = [undo_stats_from_theta(learned[:, t], ideal[:, c]) for c in range(ideal.shape[1])]
+        slopes = [stats["shift_slope"] for stats in per_channel]
+        best = max(range(len(slopes)), key=lambda c: -float("inf") if slopes[c] is None else slopes[c])
+        transformers.append({"channel": best, **per_channel[best], "shift_slopes": slopes})
+    return {"transformers": transformers}
+
+
+@torch.no_grad()
+def undo_stats(model, test_set, *, device="cpu", batch_size: int = 1000) -> dict | None:
+    """:func:`undo_stats_from_theta` (or :func:`attention_stats`) for ``model`` on a distorted test set.
+
+    Args:
+        model: has ``affine_theta(x)`` (or ``theta(x)``) mapping (N, C, S, S) images in [0, 1] on
+            ``device`` to (N, 2, 3) theta, (N, 3, 3) homography or (N, T, 2, 3) for T transformers
+            (an ``stnlib.models`` transformer model).
         test_set: a ``stnlib.data.DistortedDigits`` (uint8 images and ``params``).
         device: where ``model`` is.
         batch_size: samples per forward pass.
 
     Returns:
-        the statistics, or None when the model has no transformer or the distortion has no affine
-        ground truth (E, or plain digits).
+        the statistics (for addition, or several transformers: :func:`attention_stats`), or None
+        when the model has no transformer or the distortion has no affine ground truth (E, or
+        plain digits).
     """
     if not (hasattr(model, "theta") and getattr(model, "use_stn", True)):
         return None
@@ -205,8 +250,11 @@ def undo_stats(model, test_set, *, device="cpu", batch_size: int = 1000) -> dict
         return None
     was_training = model.training
     model.eval()
-    learned = torch.cat([model.theta(to_float(x).to(device)).cpu() for x in test_set.images.split(batch_size)])
+    predict = model.affine_theta if hasattr(model, "affine_theta") else model.theta
+    learned = torch.cat([predict(to_float(x).to(device)).cpu() for x in test_set.images.split(batch_size)])
     model.train(was_training)
+    if ideal.dim() == 4 or learned.dim() == 4:  # several digits or several transformers
+        return attention_stats(learned, ideal if ideal.dim() == 4 else ideal[:, None])
     return undo_stats_from_theta(learned, ideal)
 
 
@@ -217,9 +265,20 @@ def format_undo(stats: dict | None) -> str:
         >>> format_undo({"rotation_slope": 0.93, "scale_slope": None, "shift_slope": None,
         ...              "angle_residual_median": 6.04})
         'undo: rotation slope 0.93, scale slope n/a, shift slope n/a, median angle residual 6.0 deg'
+        >>> format_undo({"transformers": [{"channel": 1, "shift_slope": 0.9, "scale_slope": 0.8, "rotation_slope": None}]})
+        'undo: transformer 1 follows channel 2 (shift slope 0.90, scale slope 0.80, rotation slope n/a)'
     """
     if stats is None:
         return "undo: n/a (no transformer, or no affine ground truth for this distortion)"
+    if "transformers" in stats:  # see attention_stats
+        parts = []
+        for t, one in enumerate(stats["transformers"], start=1):
+            slopes = ", ".join(
+                f"{name} slope {'n/a' if one.get(key) is None else format(one[key], '.2f')}"
+                for name, key in (("shift", "shift_slope"), ("scale", "scale_slope"), ("rotation", "rotation_slope"))
+            )
+            parts.append(f"transformer {t} follows channel {one['channel'] + 1} ({slopes})")
+        return "undo: " + "; ".join(parts)
 
     def number(key, digits=2):
         value = stats.get(key)

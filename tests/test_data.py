@@ -330,3 +330,46 @@ class TestToFloat:
     def test_not_a_tensor(self):
         with pytest.raises(TypeError, match="images must be a torch.Tensor; got list"):
             data.to_float([0, 255])
+
+
+class TestAddition:
+    """MNIST addition: two RTS digits in two channels, labelled with their sum."""
+
+    def test_channels_hold_two_digits_and_the_label_is_their_sum(self, base):
+        ds = data.distorted_digits("mnist", "addition", limit=64, base=base)
+        assert ds.images.shape == (64, 2, 42, 42) and ds.channels == 2 and ds.num_classes == 19
+        partner = ds.params["partner"]
+        assert (partner != torch.arange(64)).all()  # never paired with itself
+        torch.testing.assert_close(ds.clean[:, 0], base.train_images[:64])
+        torch.testing.assert_close(ds.clean[:, 1], base.train_images[partner])
+        expected = base.train_labels[:64] + base.train_labels[partner]
+        assert torch.equal(ds.labels, expected) and ds.labels.max() <= 18
+
+    def test_each_channel_is_its_own_rts_digit(self, base):
+        ds = data.distorted_digits("mnist", "addition", limit=32, base=base)
+        for c in range(2):  # oracle: torch's affine_grid + grid_sample with that channel's theta
+            expected = _affine_render(ds.clean[:, c : c + 1], ds.params["theta"][:, c], 42)
+            assert (ds.images[:, c : c + 1].float() / 255 - expected).abs().max() <= TOL
+        assert not torch.allclose(ds.params["theta"][:, 0], ds.params["theta"][:, 1])  # independent draws
+        assert ds.params["angle_deg"].abs().max() <= 45 and ds.params["scale"].min() >= 0.7
+
+    def test_seeded_and_redraw_makes_new_pairs(self, base):
+        first = data.distorted_digits("mnist", "addition", limit=16, seed=3, base=base)
+        again = data.distorted_digits("mnist", "addition", limit=16, seed=3, base=base)
+        assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+        new = first.redraw(7)
+        assert torch.equal(new.clean[:, 0], first.clean[:, 0])  # the same first digits ...
+        partner = new.params["partner"]
+        assert (partner != torch.arange(16)).all() and not torch.equal(partner, first.params["partner"])
+        torch.testing.assert_close(new.clean[:, 1], first.clean[partner, 0])  # ... paired among themselves
+        first_labels = first.params["digit_labels"][:, 0]
+        assert torch.equal(new.labels, first_labels + first_labels[partner])  # the sums follow the new pairs
+        for c in range(2):  # and every channel is its digit in its new pose
+            expected = _affine_render(new.clean[:, c : c + 1], new.params["theta"][:, c], 42)
+            assert (new.images[:, c : c + 1].float() / 255 - expected).abs().max() <= TOL
+        assert torch.equal(first.redraw(7).images, new.images)  # seeded
+
+    def test_limit_keeps_the_same_samples(self, base):
+        small = data.distorted_digits("mnist", "addition", limit=8, base=base)
+        large = data.distorted_digits("mnist", "addition", limit=40, base=base)
+        assert torch.equal(small.images, large.images[:8]) and torch.equal(small.labels, large.labels[:8])

@@ -23,6 +23,8 @@ GRID = F.affine_grid(THETA, SIZE, align_corners=False)
 X28 = torch.rand(1, 1, 28, 28)
 _TRANSFORMER = models.SpatialTransformer((28, 28))
 _HAND_TRANSFORMER = models.SpatialTransformer((28, 28), sampler="stnlib")
+_TPS_TRANSFORMER = models.SpatialTransformer((28, 28), transform="tps")  # its grid matrix is solved at build time
+_TPS_MATRIX = warps.tps_grid_matrix(warps.tps_control_points(3), (5, 6), align_corners=False)
 
 #: name -> a call that delegates to a reference grid generator or sampler
 ROUTES = {
@@ -47,6 +49,16 @@ ROUTES = {
     "stnlib.warps.base_grid": lambda: warps.base_grid((5, 6), align_corners=False),
     "stnlib.warps.projective_grid (last row 0, 0, 1)": lambda: warps.projective_grid(HOMOGRAPHY, SIZE),
     "stnlib.warps.tps_grid": lambda: warps.tps_grid(torch.zeros(1, 16, 2), warps.tps_control_points(4), SIZE),
+    "stnlib.warps.tps_kernel": lambda: warps.tps_kernel(torch.rand(5)),
+    "stnlib.warps.tps_system": lambda: warps.tps_system(warps.tps_control_points(3)),
+    "stnlib.warps.tps_grid_matrix": lambda: warps.tps_grid_matrix(
+        warps.tps_control_points(3), (5, 6), align_corners=False
+    ),
+    "stnlib.warps.grid_from_tps_matrix (a stored matrix)": lambda: warps.grid_from_tps_matrix(
+        _TPS_MATRIX, warps.tps_control_points(3)[None], (5, 6)
+    ),
+    "a stnlib model's TPS grid": lambda: _TPS_TRANSFORMER.grid(torch.zeros(1, 16, 2)),
+    "stnlib.sampling.warp": lambda: sampling.warp(X, THETA),
     "stnlib.geometry.compose_theta": lambda: geometry.compose_theta(rotation_deg=30.0),
     "stnlib.models.similarity_theta": lambda: models.similarity_theta(torch.tensor([[0.1, 1.0, 0.0, 0.0]])),
     "a stnlib model's own sampler": lambda: _TRANSFORMER.sample(X28, THETA),

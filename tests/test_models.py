@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from stnlib import models
 from stnlib.data import NORMALISATION
-from stnlib.warps import projective_grid
+from stnlib.warps import projective_grid, tps_control_points, tps_grid
 
 torch.set_num_threads(1)
 
@@ -35,8 +35,12 @@ class TestIdentityInit:
         model = models.STNClassifier((28, 28), transform=transform, out_size=(28, 28))
         x = _digits()
         theta = model.theta(x)
-        eye = torch.eye(3)[:2] if transform != "projective" else torch.eye(3)
-        torch.testing.assert_close(theta, eye.expand_as(theta), atol=0, rtol=0)
+        if transform == "tps":  # zero offsets of the 16 control points
+            assert theta.shape == (4, 16, 2) and torch.count_nonzero(theta) == 0
+        else:
+            eye = torch.eye(3)[:2] if transform != "projective" else torch.eye(3)
+            torch.testing.assert_close(theta, eye.expand_as(theta), atol=0, rtol=0)
+        torch.testing.assert_close(model.affine_theta(x), torch.eye(2, 3).expand(4, 2, 3), atol=1e-6, rtol=0)
         torch.testing.assert_close(model.stn(x), x, atol=1e-5, rtol=0)  # up to sampling round-off
 
     def test_last_layer_is_zero_with_identity_bias(self):
@@ -112,9 +116,10 @@ class TestTransforms:
 
     def test_bad_arguments(self):
         with pytest.raises(
-            ValueError, match="transform must be one of 'affine', 'similarity', 'attention', 'projective'; got 'tps'"
+            ValueError,
+            match="transform must be one of 'affine', 'similarity', 'attention', 'projective', 'tps'; got 'spline'",
         ):
-            models.STNClassifier((28, 28), transform="tps")
+            models.STNClassifier((28, 28), transform="spline")
         with pytest.raises(ValueError, match="sampler must be one of"):
             models.STNClassifier((28, 28), sampler="cuda")
         with pytest.raises(ValueError, match=r"params must have shape \(N, 3\); got \(1, 6\)"):
@@ -277,3 +282,107 @@ class TestRotationTools:
         assert isinstance(models.build_model("cnn", in_size=(28, 28), classifier="fcn"), models.FCNBaseline)
         with pytest.raises(ValueError, match="classifier must be one of"):
             models.build_model("stn", classifier="resnet")
+
+
+class TestThinPlateSpline:
+    """The "tps" transformer: K control-point offsets, identity at init, the grid of stnlib.warps."""
+
+    def test_grid_is_warps_tps_grid(self):
+        transformer = models.SpatialTransformer((28, 28), transform="tps", tps_points=3)
+        offsets = 0.1 * torch.randn(2, 9, 2, generator=torch.Generator().manual_seed(0))
+        expected = tps_grid(offsets, tps_control_points(3), (2, 1, 28, 28), align_corners=False)
+        torch.testing.assert_close(transformer.grid(offsets), expected, atol=1e-6, rtol=0)
+        other = transformer.grid(offsets, size=(14, 10))  # another output size solves for that size
+        torch.testing.assert_close(other, tps_grid(offsets, tps_control_points(3), (2, 1, 14, 10)), atol=1e-6, rtol=0)
+
+    def test_regression_layer_has_two_numbers_per_control_point(self):
+        model = models.STNClassifier((28, 28), transform="tps", tps_points=5)
+        assert model.fc_loc[-1].out_features == 50 and model.fc_loc[-1].bias.abs().sum() == 0
+
+    def test_gradient_reaches_the_localisation_network(self):
+        torch.manual_seed(0)
+        model = models.STNClassifier((28, 28), transform="tps")
+        model(_digits()).sum().backward()
+        assert model.fc_loc[-1].weight.grad.abs().sum() > 0
+
+    def test_tps_cannot_iterate(self):
+        with pytest.raises(ValueError, match="iterations must be 1 for transform 'tps'"):
+            models.STNClassifier((28, 28), transform="tps", iterations=2)
+
+    def test_odd_params(self):
+        with pytest.raises(ValueError, match="an even P"):
+            models.params_to_theta(torch.zeros(2, 5), "tps")
+
+
+class TestParallelTransformers:
+    def test_each_transformer_warps_the_whole_input(self):
+        torch.manual_seed(0)
+        model = models.ParallelSTNClassifier((42, 42), transformers=3, in_channels=2, num_classes=19)
+        x = torch.cat([_digits(2, 42, seed=1), _digits(2, 42, seed=2)], dim=1)  # (2, 2, 42, 42)
+        _set_parallel(model, 1, [0.5, 0.0, 0.2, 0.0, 0.5, -0.1])  # transformer 1 zooms on one spot
+        out = model.stn(x)
+        assert out.shape == (2, 6, 28, 28) and model(x).shape == (2, 19)
+        identity = F.grid_sample(
+            x, F.affine_grid(torch.eye(2, 3).expand(2, 2, 3), (2, 2, 28, 28), align_corners=False), align_corners=False
+        )
+        torch.testing.assert_close(out[:, 0:2], identity, atol=1e-5, rtol=0)  # transformer 0: channels 0-1
+        theta = torch.tensor([[0.5, 0.0, 0.2], [0.0, 0.5, -0.1]]).expand(2, 2, 3)
+        zoomed = F.grid_sample(x, F.affine_grid(theta, (2, 2, 28, 28), align_corners=False), align_corners=False)
+        torch.testing.assert_close(out[:, 2:4], zoomed, atol=1e-5, rtol=0)  # transformer 1: channels 2-3
+        assert model.theta(x).shape == (2, 3, 2, 3) and model.affine_theta(x).shape == (2, 3, 2, 3)
+
+    def test_transformers_have_their_own_localisation_networks(self):
+        model = models.ParallelSTNClassifier((42, 42))
+        first, second = (set(map(id, t.parameters())) for t in model.transformers)
+        assert first.isdisjoint(second)
+        assert set(map(id, model.localization_parameters())) == first | second
+
+
+class TestFeatureMapTransformer:
+    def test_warps_feature_maps_of_any_channel_count(self):
+        model = models.FeatureMapSTNClassifier((42, 42), channels=(7, 12))
+        x = _digits(3, 42)
+        maps = model.features(x)
+        assert maps.shape == (3, 7, 19, 19) and model.transformer.in_channels == 7
+        assert model.transformer(maps).shape == (3, 7, 12, 12) and model(x).shape == (3, 10)
+
+    def test_identity_keeps_the_maps(self):
+        model = models.FeatureMapSTNClassifier((28, 28))  # 12x12 maps, cropped to 12x12: nothing changes
+        maps = model.features(_digits(2))
+        torch.testing.assert_close(model.transformer(maps), maps, atol=1e-5, rtol=0)
+
+    def test_stn_shows_the_same_theta_on_the_image(self):
+        model = models.FeatureMapSTNClassifier((42, 42))
+        _set_theta(model.transformer, [0.6, 0.0, 0.1, 0.0, 0.6, 0.0])
+        x = _digits(2, 42)
+        theta = torch.tensor([[0.6, 0.0, 0.1], [0.0, 0.6, 0.0]]).expand(2, 2, 3)
+        expected = F.grid_sample(x, F.affine_grid(theta, (2, 1, 28, 28), align_corners=False), align_corners=False)
+        torch.testing.assert_close(model.stn(x), expected, atol=1e-5, rtol=0)
+
+
+class TestChannelsAndClasses:
+    @pytest.mark.parametrize("name", ["stn", "cnn", "st2"])
+    def test_addition_shapes(self, name):
+        model = models.build_model(name, in_size=(42, 42), in_channels=2, num_classes=19)
+        assert model(torch.rand(2, 2, 42, 42)).shape == (2, 19)
+
+    def test_matched_baselines_count_the_channels(self):
+        stn = models.STNClassifier((42, 42), in_channels=2, num_classes=19)
+        cnn, fcn = models.matched_cnn(stn), models.matched_fcn(stn)
+        assert abs(models.count_parameters(cnn) - models.count_parameters(stn)) < 0.02 * models.count_parameters(stn)
+        per_unit = 2 * 42 * 42 + 64  # one hidden unit of the FCN costs its input weights and a little more
+        assert abs(models.count_parameters(fcn) - models.count_parameters(stn)) <= per_unit
+        assert cnn(torch.rand(1, 2, 42, 42)).shape == (1, 19) and fcn(torch.rand(1, 2, 42, 42)).shape == (1, 19)
+
+    def test_tutorial_net_is_one_channel(self):
+        with pytest.raises(ValueError, match="the tutorial's network takes 1 channel and 10 classes; got 2 and 19"):
+            models.build_model("tutorial", in_channels=2, num_classes=19)
+
+    def test_in_channels_must_be_positive(self):
+        with pytest.raises(ValueError, match="in_channels must be an int >= 1; got 0"):
+            models.SpatialTransformer((28, 28), in_channels=0)
+
+
+def _set_parallel(model, index, params):
+    with torch.no_grad():
+        model.transformers[index].fc_loc[-1].bias.copy_(torch.tensor(params))

@@ -322,6 +322,23 @@ class TestCommandLine:
         assert train.cli_checkpoint("mnist", "r", "stn", "default", 3) == expected
         assert expected.exists() and f"checkpoint: {expected}" in capsys.readouterr().out
 
+    def test_tps_on_elastic(self, tmp_path, capsys):
+        """--transform tps trains a thin-plate-spline STN; E has no affine ground truth, so no undo line."""
+        argv = ["--distortion", "e", "--transform", "tps", "--tps-points", "3", "--epochs", "1", "--limit", "64"]
+        metrics = train.main(argv + ["--out", str(tmp_path / "e.pt"), "--no-progress"])
+        assert metrics["recipe"]["transform"] == "tps" and metrics["recipe"]["tps_points"] == 3
+        assert metrics["undo"] is None and "undo:" not in capsys.readouterr().out
+        assert metrics["history"][0]["theta"]["det_mean"] == pytest.approx(1.0, abs=0.2)  # its affine part
+
+    def test_two_transformers_on_addition(self, tmp_path, capsys):
+        """--model st2 --distortion addition: 19 classes, two channels, an undo line per transformer."""
+        argv = ["--distortion", "addition", "--model", "st2", "--epochs", "1", "--limit", "64"]
+        metrics = train.main(argv + ["--out", str(tmp_path / "a.pt"), "--no-progress"])
+        printed = capsys.readouterr().out
+        assert "model st2" in printed and "distortion addition (42x42)" in printed
+        assert len(metrics["undo"]["transformers"]) == 2
+        assert "undo: transformer 1 follows channel" in printed and "; transformer 2 follows channel" in printed
+
     def test_undo_line(self, tmp_path, capsys):
         """An STN on R prints the undo line and stores it in the metrics JSON; scale and shift are n/a on R."""
         out = tmp_path / "r.pt"

@@ -154,3 +154,32 @@ def test_reference_helpers_are_blocked_while_grading():
         assert stats["rotation_slope"] == pytest.approx(0, abs=1e-9)
     finally:
         blocking.set_blocked(previous)
+
+
+class TestAttention:
+    """attention_stats: which channel each of several transformers follows (MNIST addition)."""
+
+    def _ideal(self, n=200, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        params = data.sample_distortion("addition", n, generator=g)
+        return undo.ideal_theta(params)  # (n, 2, 2, 3)
+
+    def test_each_transformer_finds_its_channel(self):
+        ideal = self._ideal()
+        stats = undo.attention_stats(ideal.flip(1), ideal)["transformers"]  # transformer 0 = channel 1
+        assert [t["channel"] for t in stats] == [1, 0]
+        for t in stats:
+            assert t["shift_slope"] == pytest.approx(1.0) and t["scale_slope"] == pytest.approx(1.0)
+            assert t["rotation_slope"] == pytest.approx(1.0)
+
+    def test_identity_follows_nothing(self):
+        ideal = self._ideal()
+        identity = torch.eye(2, 3, dtype=torch.float64).expand(len(ideal), 2, 3)
+        (only,) = undo.attention_stats(identity, ideal)["transformers"]
+        assert max(abs(s) for s in only["shift_slopes"]) < 1e-9
+
+    def test_format(self):
+        ideal = self._ideal()
+        line = undo.format_undo(undo.attention_stats(ideal, ideal))
+        assert line.startswith("undo: transformer 1 follows channel 1 (shift slope 1.00")
+        assert "; transformer 2 follows channel 2" in line
