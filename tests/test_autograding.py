@@ -105,6 +105,12 @@ DELEGATES: dict[str, str] = {
     "nb03_pad_coords": (
         "from stnlib import sampling\nreturn sampling.apply_padding(coord_pix, size, padding_mode, align_corners)"
     ),
+    # 07: stnlib.warps' thin-plate splines (a model's TPS grid and scipy's spline: tests/test_checks_nb07.py)
+    "nb07_tps_kernel": "from stnlib import warps\nreturn warps.tps_kernel(r2)",
+    "nb07_tps_system": "from stnlib import warps\nreturn warps.tps_system(control_xy)",
+    "nb07_tps_grid_by_hand": (
+        "from stnlib import warps\nreturn warps.tps_grid(offsets, control_xy, size, align_corners=align_corners)"
+    ),
     "nb03_bilinear_grad_one": (
         "h, w = image.shape\n"
         "xy = torch.tensor([x_pix, y_pix], dtype=image.dtype, requires_grad=True)\n"

@@ -212,7 +212,8 @@ class TestWarp:
     def test_single_image_and_single_theta(self):
         image = torch.rand(5, 7)
         theta = geometry.compose_theta(rotation_deg=30.0, tx=0.2)
-        expected = F.grid_sample(image[None, None], F.affine_grid(theta[None], (1, 1, 5, 7), align_corners=False))
+        grid = F.affine_grid(theta[None], (1, 1, 5, 7), align_corners=False)
+        expected = F.grid_sample(image[None, None], grid, align_corners=False)
         out = sampling.warp(image, theta)
         assert out.shape == (5, 7)
         torch.testing.assert_close(out, expected[0, 0])

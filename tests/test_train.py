@@ -563,3 +563,32 @@ class TestRotationBenchmark:
         assert result["settings"]["limit"] == 64
         merged = rotation_bench.main(["--merge", str(out), "--out", str(tmp_path / "m.json")])
         assert [r["name"] for r in merged["rows"]] == ["default", "curriculum"]
+
+
+@pytest.fixture(scope="module")
+def beyond_bench():
+    return _benchmark("beyond_affine")
+
+
+class TestBeyondAffineBenchmark:
+    """benchmarks/beyond_affine.py (notebook 07): valid rows, a smoke run, and the merge of two result files."""
+
+    def test_rows(self, beyond_bench):
+        for name, (task, what, distortion, change, label, paper) in beyond_bench.ROWS.items():
+            recipe = train.get_recipe("default", **change)
+            assert task in ("E", "RTS", "addition") and distortion in data.DISTORTIONS and what
+            assert (label is None) == (paper is None)
+            assert recipe.epochs == (beyond_bench.LONG_EPOCHS if name.endswith("-long") else 8)
+        assert beyond_bench.ROWS["e-tps"][3] == {"transform": "tps"}
+
+    def test_smoke_run_and_merge(self, beyond_bench, tmp_path, capsys):
+        one, two = tmp_path / "a.json", tmp_path / "b.json"
+        small = ["--seeds", "0", "--epochs-scale", "0.1", "--limit", "64"]
+        beyond_bench.main(["--only", "addition-st2", *small, "--out", str(one)])
+        beyond_bench.main(["--only", "e-tps", *small, "--out", str(two)])
+        assert "addition-st2 seed 0: error" in capsys.readouterr().out
+        merged = beyond_bench.main(["--merge", str(one), str(two), "--out", str(tmp_path / "m.json")])
+        assert [r["name"] for r in merged["rows"]] == ["e-tps", "addition-st2"]  # in the order of ROWS
+        st2 = merged["rows"][1]
+        assert st2["paper_error_pct"] == 5.8 and len(st2["runs"][0]["undo"]["transformers"]) == 2
+        assert merged["rows"][0]["runs"][0]["undo"] is None  # E has no affine ground truth

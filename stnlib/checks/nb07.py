@@ -70,17 +70,21 @@ def _correct(name: str):
 
 @contextlib.contextmanager
 def _earlier_answers_replaced(fn, exercise: str):
-    """While ``fn`` is checked, the notebook's earlier answers it may call are correct ones."""
+    """While ``fn`` is checked, the notebook's earlier answers it may call are correct ones (even if missing)."""
     namespace = getattr(fn, "__globals__", None)
-    names = [n for n in _EARLIER.get(exercise, ()) if namespace is not None and n in namespace]
-    saved = {n: namespace[n] for n in names}
+    names = _EARLIER.get(exercise, ()) if isinstance(namespace, dict) else ()
+    missing = object()
+    saved = {n: namespace.get(n, missing) for n in names}
     for n in names:
         namespace[n] = _correct(n)
     try:
         yield
     finally:
         for n in names:
-            namespace[n] = saved[n]
+            if saved[n] is missing:
+                namespace.pop(n, None)
+            else:
+                namespace[n] = saved[n]
 
 
 def _call(fn, *args, exercise: str, on: str):
