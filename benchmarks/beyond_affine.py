@@ -39,19 +39,19 @@ LONG_EPOCHS = 60
 
 #: name -> (task, what, distortion, change of the default recipe, the paper's label, its test error %)
 ROWS = {
-    "e-cnn": ("E", "CNN, as many parameters as the ST-CNN", "e", {"model": "cnn"}, "CNN", 1.4),
+    "e-cnn": ("E", "CNN (same size)", "e", {"model": "cnn"}, "CNN", 1.4),
     "e-affine": ("E", "ST-CNN, affine", "e", {}, "ST-CNN Aff", 1.2),
-    "e-tps": ("E", "ST-CNN, thin-plate spline (4x4 control points)", "e", {"transform": "tps"}, "ST-CNN TPS", 1.1),
-    "rts-cnn": ("RTS", "CNN, as many parameters as the ST-CNN", "rts", {"model": "cnn"}, "CNN", 0.8),
-    "rts-stn": ("RTS", "ST-CNN, transformer on the image", "rts", {}, "ST-CNN Aff", 0.5),
-    "rts-features": ("RTS", "ST-CNN, transformer on the feature maps", "rts", {"model": "stn-features"}, None, None),
-    "addition-cnn": ("addition", "CNN, as many parameters as the ST-CNN", "addition", {"model": "cnn"}, "CNN", 14.7),
+    "e-tps": ("E", "ST-CNN, TPS (4x4 control points)", "e", {"transform": "tps"}, "ST-CNN TPS", 1.1),
+    "rts-cnn": ("RTS", "CNN (same size)", "rts", {"model": "cnn"}, "CNN", 0.8),
+    "rts-stn": ("RTS", "ST-CNN, on the image", "rts", {}, "ST-CNN Aff", 0.5),
+    "rts-features": ("RTS", "ST-CNN, on the feature maps", "rts", {"model": "stn-features"}, None, None),
+    "addition-cnn": ("addition", "CNN (same size as the ST-CNN)", "addition", {"model": "cnn"}, "CNN", 14.7),
     "addition-stn": ("addition", "ST-CNN, one transformer", "addition", {}, None, None),
     "addition-st2": ("addition", "2xST-CNN, two transformers", "addition", {"model": "st2"}, "2xST-FCN", 5.8),
 }
 ROWS.update(
     {
-        f"{name}-long": (task, f"{what}, {LONG_EPOCHS} epochs", d, {**change, "epochs": LONG_EPOCHS}, label, paper)
+        f"{name}-long": (task, what, d, {**change, "epochs": LONG_EPOCHS}, label, paper)
         for name, (task, what, d, change, label, paper) in list(ROWS.items())
         if task in ("E", "addition")
     }

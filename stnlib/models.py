@@ -68,6 +68,7 @@ __all__ = [
     "localization_net",
     "TPSGrid",
     "SpatialTransformer",
+    "ParallelTransformers",
     "ParallelSTNClassifier",
     "FeatureMapSTNClassifier",
     "ConvClassifier",
@@ -703,12 +704,54 @@ class STNClassifier(nn.Module):
         return self.classifier(self._warp(x))
 
 
+class ParallelTransformers(nn.Module):
+    """Several spatial transformers side by side on one input, their outputs stacked along the channels.
+
+    Each transformer predicts its own theta from the whole input and warps the whole input; the
+    outputs come back as one tensor, transformer t's in channels t * C to t * C + C - 1.
+
+    Args:
+        transformers: the :class:`SpatialTransformer` s (the same ``in_size``, ``out_size`` and
+            ``in_channels``).
+
+    Shapes:
+        ``forward(x, loc_input=None)``: (N, C, H, W) -> (N, T * C, *out_size). ``theta``: -> (N, T, ...)
+        (each transformer's theta, stacked after the batch). ``affine_theta``: -> (N, T, 2, 3).
+    """
+
+    def __init__(self, transformers):
+        super().__init__()
+        self.transformers = nn.ModuleList(transformers)
+        if not self.transformers:
+            raise ValueError("transformers must hold at least one SpatialTransformer; got none")
+        first = self.transformers[0]
+        for t in self.transformers[1:]:
+            if (t.in_size, t.out_size, t.in_channels) != (first.in_size, first.out_size, first.in_channels):
+                raise ValueError(
+                    "transformers must share in_size, out_size and in_channels; got "
+                    f"{(first.in_size, first.out_size, first.in_channels)} and {(t.in_size, t.out_size, t.in_channels)}"
+                )
+
+    def theta(self, x: torch.Tensor) -> torch.Tensor:
+        """Every transformer's theta for ``x`` (N, C, H, W), stacked: (N, T, ...)."""
+        return torch.stack([t.theta(x) for t in self.transformers], dim=1)
+
+    def affine_theta(self, x: torch.Tensor) -> torch.Tensor:
+        """The affine part of every transformer's theta, (N, T, 2, 3)."""
+        return torch.stack([t.affine_part(t.theta(x)) for t in self.transformers], dim=1)
+
+    def forward(self, x: torch.Tensor, loc_input: torch.Tensor | None = None) -> torch.Tensor:
+        """Warp ``x`` with each transformer's theta predicted from ``loc_input`` (default ``x``); stack the outputs."""
+        source = x if loc_input is None else loc_input
+        return torch.cat([t.sample(x, t.theta(source)) for t in self.transformers], dim=1)
+
+
 class ParallelSTNClassifier(nn.Module):
     """Several spatial transformers side by side on one input, their outputs stacked for one classifier.
 
-    The paper's 2xST-FCN / 2xST-CNN for MNIST addition: each transformer has its own localisation
-    network, sees the whole input (every channel) and warps the whole input; the classifier gets
-    the T warped copies stacked as T * C channels. Nothing tells a transformer which digit to
+    The paper's 2xST-FCN / 2xST-CNN for MNIST addition: :class:`ParallelTransformers` of T
+    transformers, each with its own localisation network, each seeing the whole input (every channel)
+    and warping the whole input; the classifier gets the T warped copies stacked as T * C channels. Nothing tells a transformer which digit to
     look at: if each learns to attend to a different one, it is because that lowers the loss.
 
     Args:
@@ -751,7 +794,7 @@ class ParallelSTNClassifier(nn.Module):
         self.in_size = check_size(in_size, "in_size", 2)
         self.in_channels = _positive_int(in_channels, "in_channels")
         count = _positive_int(transformers, "transformers")
-        self.transformers = nn.ModuleList(
+        self.parallel = ParallelTransformers(
             SpatialTransformer(
                 self.in_size,
                 transform=transform,
@@ -769,32 +812,34 @@ class ParallelSTNClassifier(nn.Module):
             for _ in range(count)
         )
         self.classifier = make_classifier(
-            classifier, self.transformers[0].out_size, num_classes=num_classes, in_channels=count * in_channels
+            classifier, self.transformer.out_size, num_classes=num_classes, in_channels=count * in_channels
         )
+
+    @property
+    def transformers(self) -> nn.ModuleList:
+        """The spatial transformers (of :attr:`parallel`)."""
+        return self.parallel.transformers
 
     @property
     def transformer(self) -> SpatialTransformer:
         """The first transformer (its sizes are every transformer's)."""
-        return self.transformers[0]
+        return self.parallel.transformers[0]
 
     def localization_parameters(self):
         """Every transformer's localisation network, for their own learning rate."""
-        return list(self.transformers.parameters())
+        return list(self.parallel.parameters())
 
     def theta(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) in [0, 1] -> every transformer's theta, stacked after the batch: (N, T, ...)."""
-        z = self.norm(x)
-        return torch.stack([t.theta(z) for t in self.transformers], dim=1)
+        return self.parallel.theta(self.norm(x))
 
     def affine_theta(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) in [0, 1] -> the affine part of every transformer's transform, (N, T, 2, 3)."""
-        z = self.norm(x)
-        return torch.stack([t.affine_part(t.theta(z)) for t in self.transformers], dim=1)
+        return self.parallel.affine_theta(self.norm(x))
 
     def stn(self, x: torch.Tensor) -> torch.Tensor:
         """The transformers' outputs in the input's units, stacked: (N, T * C, *out_size)."""
-        z = self.norm(x)
-        return torch.cat([t.sample(x, t.theta(z)) for t in self.transformers], dim=1)
+        return self.parallel(x, loc_input=self.norm(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.norm(self.stn(x)))

@@ -331,6 +331,18 @@ class TestParallelTransformers:
         torch.testing.assert_close(out[:, 2:4], zoomed, atol=1e-5, rtol=0)  # transformer 1: channels 2-3
         assert model.theta(x).shape == (2, 3, 2, 3) and model.affine_theta(x).shape == (2, 3, 2, 3)
 
+    def test_parallel_transformers_module(self):
+        """The module on its own: any channel count, outputs stacked, thetas stacked, sizes must agree."""
+        a, b = (models.SpatialTransformer((28, 28), in_channels=3, out_size=(10, 10)) for _ in range(2))
+        _set_theta(b, [0.5, 0.0, 0.0, 0.0, 0.5, 0.0])
+        parallel = models.ParallelTransformers([a, b])
+        x = torch.rand(2, 3, 28, 28)
+        out = parallel(x)
+        assert out.shape == (2, 6, 10, 10) and parallel.theta(x).shape == (2, 2, 2, 3)
+        torch.testing.assert_close(out[:, 3:], b(x))
+        with pytest.raises(ValueError, match="transformers must share in_size, out_size and in_channels"):
+            models.ParallelTransformers([a, models.SpatialTransformer((28, 28), in_channels=3)])
+
     def test_transformers_have_their_own_localisation_networks(self):
         model = models.ParallelSTNClassifier((42, 42))
         first, second = (set(map(id, t.parameters())) for t in model.transformers)
