@@ -4,7 +4,7 @@ Every row trains stnlib's default recipe (8 epochs, the offline 4,000 / 1,000 di
 for each seed, and records the test error, the parameter count, the wall time and how far the
 transformer undoes the distortion (``stnlib.undo``: slopes 1 = undone, 0 = ignored; for MNIST
 addition, which channel each transformer follows). Rows ending in ``-long`` train 60 epochs. The
-paper's numbers (Table 1; appendix A for MNIST addition, where the two-transformer model is a 2xST-FCN
+paper's numbers (Table 1; the appendix for MNIST addition, where the two-transformer model is a 2xST-FCN
 and ours a 2xST-CNN) are printed beside ours. The 60-epoch rows (E and addition) ask whether a longer
 budget changes the picture. Results go to ``benchmarks/results/beyond_affine.json``;
 notebook 07 reads it::
