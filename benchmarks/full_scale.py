@@ -40,6 +40,9 @@ import torch
 
 from stnlib import data, train, undo
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_results  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -145,10 +148,7 @@ def main(argv=None) -> dict:
             "machine": machine(device),
             "rows": rows,
         }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"results: {out}")
-    return result
+    return write_results(out, result)
 
 
 if __name__ == "__main__":

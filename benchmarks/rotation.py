@@ -26,23 +26,18 @@ notebooks 05 and 06 read it::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import os
-import platform
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
 from stnlib import data, train
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine_info, merge, run_jobs, seeded_parser, write_results  # noqa: E402
 
 #: name -> (group, what it changes, base recipe, the change). The first row is the default itself.
 VARIANTS = {
@@ -319,39 +314,20 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", help="run only these rows (default: all)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every row (default 0 1 2)")
-    parser.add_argument("--epochs-scale", type=float, default=1.0, help="scale every row's epochs (smoke runs)")
-    parser.add_argument("--limit", type=int, help="use only the first LIMIT samples of each split (smoke runs)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, in separate processes")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
-    parser.add_argument(
-        "--merge", nargs="+", help="merge these result files (rows of later files win) instead of training"
+    parser = seeded_parser(
+        __doc__.splitlines()[0], only_help="run only these rows (default: all)", default_out="rotation.json"
     )
-    parser.add_argument("--out", help="results JSON (default benchmarks/results/rotation.json)")
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else RESULTS / "rotation.json"
     names = list(all_variants())
     if args.merge:
-        parts = [json.loads(Path(p).read_text()) for p in args.merge]
-        by_name = {row["name"]: row for part in parts for row in part["rows"]}
-        rows = [by_name[name] for name in names if name in by_name]
-        result = {
-            **parts[-1],
-            "rows": rows,
-            "command": " + ".join(part["command"] for part in parts) + " (merged)",
-            "total_time_s": sum(part.get("total_time_s", 0.0) for part in parts),
-        }
+        result = merge(args.merge, names)
     else:
         chosen = args.only or names
         unknown = sorted(set(chosen) - set(names))
         if unknown:
             parser.error(f"--only takes rows of {', '.join(names)}; got {', '.join(unknown)}")
-        jobs = [(name, seed) for name in chosen for seed in args.seeds]
-        start = time.perf_counter()
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        runs = {}
+        start, runs, machine = time.perf_counter(), {}, machine_info()
 
         def report(name, seed, r):
             runs.setdefault(name, []).append(r)
@@ -362,15 +338,7 @@ def main(argv=None) -> dict:
                 flush=True,
             )
 
-        if args.jobs <= 1:  # in this process (also when the script is imported by the tests)
-            for name, seed in jobs:
-                report(name, seed, run_one(name, seed, args.epochs_scale, args.limit, args.threads))
-        else:
-            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                futures = {job: pool.submit(run_one, *job, args.epochs_scale, args.limit, args.threads) for job in jobs}
-                for (name, seed), future in futures.items():
-                    report(name, seed, future.result())
-        rows = [summarise(name, runs[name]) for name in chosen]
+        run_jobs(run_one, [(name, seed) for name in chosen for seed in args.seeds], args, report)
         result = {
             "benchmark": "rotation",
             "command": "python benchmarks/rotation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -382,21 +350,12 @@ def main(argv=None) -> dict:
                 "jobs": args.jobs,
                 "threads": args.threads,
             },
-            "machine": {
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "cpus": os.cpu_count(),
-                "load_before": load,
-            },
+            "machine": machine,
             "total_time_s": time.perf_counter() - start,
-            "rows": rows,
+            "rows": [summarise(name, runs[name]) for name in chosen],
         }
     print_table(result["rows"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"results: {out}")
-    return result
+    return write_results(out, result)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import statistics
@@ -50,6 +49,9 @@ import torch
 
 from stnlib import data, train
 from stnlib.models import count_parameters
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -319,10 +321,7 @@ def main(argv=None) -> dict:
             f"{'MET' if verdict['met'] else 'NOT MET'}"
         )
     out = Path(args.out) if args.out else RESULTS / ("ablations.json" if args.ablations else "training_recipe.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"results: {out}")
-    return results
+    return write_results(out, results)
 
 
 if __name__ == "__main__":
