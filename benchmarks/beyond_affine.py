@@ -30,7 +30,7 @@ import torch
 from stnlib import data, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine_info, merge, run_jobs, seeded_parser, write_results  # noqa: E402
+from common import RESULTS, machine_info, merge, run_jobs, seeded_parser, seeded_result, write_results  # noqa: E402
 
 LONG_EPOCHS = 60
 
@@ -143,20 +143,8 @@ def main(argv=None) -> dict:
             print(f"{name} seed {seed}: error {100 * r['test_error']:.1f}%, {r['wall_time_s']:.0f} s", flush=True)
 
         run_jobs(run_one, [(name, seed) for name in chosen for seed in args.seeds], args, report)
-        result = {
-            "benchmark": "beyond_affine",
-            "command": "python benchmarks/beyond_affine.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "settings": {
-                "seeds": args.seeds,
-                "epochs_scale": args.epochs_scale,
-                "limit": args.limit,
-                "jobs": args.jobs,
-                "threads": args.threads,
-            },
-            "machine": machine,
-            "total_time_s": time.perf_counter() - start,
-            "rows": [summarise(name, runs[name]) for name in chosen],
-        }
+        rows = [summarise(name, runs[name]) for name in chosen]
+        result = seeded_result("beyond_affine", argv, args, machine=machine, start=start, rows=rows)
     print_table(result["rows"])
     return write_results(out, result)
 

@@ -10,6 +10,8 @@ import argparse
 import json
 import os
 import platform
+import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -61,6 +63,25 @@ def merge(paths, order) -> dict:
         "rows": [by_name[name] for name in order if name in by_name],
         "command": " + ".join(part["command"] for part in parts) + " (merged)",
         "total_time_s": sum(part.get("total_time_s", 0.0) for part in parts),
+    }
+
+
+def seeded_result(benchmark: str, argv, args, *, machine: dict, start: float, rows: list, **settings) -> dict:
+    """The results dict of a seeded run: the command, the settings (``args`` and ``settings``), the machine, rows."""
+    return {
+        "benchmark": benchmark,
+        "command": f"python benchmarks/{benchmark}.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "settings": {
+            **settings,
+            "seeds": args.seeds,
+            "epochs_scale": args.epochs_scale,
+            "limit": args.limit,
+            "jobs": args.jobs,
+            "threads": args.threads,
+        },
+        "machine": machine,
+        "total_time_s": time.perf_counter() - start,
+        "rows": rows,
     }
 
 

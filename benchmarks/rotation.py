@@ -37,7 +37,7 @@ import torch
 from stnlib import data, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine_info, merge, run_jobs, seeded_parser, write_results  # noqa: E402
+from common import RESULTS, machine_info, merge, run_jobs, seeded_parser, seeded_result, write_results  # noqa: E402
 
 #: name -> (group, what it changes, base recipe, the change). The first row is the default itself.
 VARIANTS = {
@@ -339,21 +339,8 @@ def main(argv=None) -> dict:
             )
 
         run_jobs(run_one, [(name, seed) for name in chosen for seed in args.seeds], args, report)
-        result = {
-            "benchmark": "rotation",
-            "command": "python benchmarks/rotation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "settings": {
-                "distortion": "r",
-                "seeds": args.seeds,
-                "epochs_scale": args.epochs_scale,
-                "limit": args.limit,
-                "jobs": args.jobs,
-                "threads": args.threads,
-            },
-            "machine": machine,
-            "total_time_s": time.perf_counter() - start,
-            "rows": [summarise(name, runs[name]) for name in chosen],
-        }
+        rows = [summarise(name, runs[name]) for name in chosen]
+        result = seeded_result("rotation", argv, args, machine=machine, start=start, rows=rows, distortion="r")
     print_table(result["rows"])
     return write_results(out, result)
 

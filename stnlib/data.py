@@ -577,8 +577,7 @@ class DistortedDigits(torch.utils.data.Dataset):
 
     def _repair(self, params: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """MNIST addition: pair each first digit with another first digit of this set; updates ``params``."""
-        n = len(self.labels)
-        partner = (torch.arange(n) + torch.randint(1, max(n, 2), (n,), generator=generator)) % max(n, 1)
+        partner = _partners(len(self.labels), generator)
         first = self.params["digit_labels"][:, 0]
         params.update(partner=partner, digit_labels=torch.stack([first, first[partner]], dim=1))
         clean = torch.stack([self.clean[:, 0], self.clean[partner, 0]], dim=1)
@@ -637,8 +636,7 @@ def distorted_digits(
     if distortion == "tc":
         _no_self_clutter(params)
     if distortion == "addition":  # pair each digit with a random other digit of the split
-        n_all = len(labels)
-        partner = (torch.arange(n_all) + torch.randint(1, max(n_all, 2), (n_all,), generator=generator)) % n_all
+        partner = _partners(len(labels), generator)
         params.update(partner=partner, digit_labels=torch.stack([labels, labels[partner]], dim=1))
     n = len(labels) if limit is None else min(int(limit), len(labels))
     params = {key: value[:n] for key, value in params.items()}
@@ -668,6 +666,11 @@ def _render_uint8(clean: torch.Tensor, distortion: str, params: dict, sources: t
         chunks.append(torch.round(out * 255.0).to(torch.uint8))
     side = CANVAS_SIZE[distortion]
     return torch.cat(chunks) if chunks else torch.zeros(0, CHANNELS[distortion], side, side, dtype=torch.uint8)
+
+
+def _partners(n: int, generator: torch.Generator) -> torch.Tensor:
+    """MNIST addition: for each of n digits the index of a random other one (never itself when n > 1)."""
+    return (torch.arange(n) + torch.randint(1, max(n, 2), (n,), generator=generator)) % max(n, 1)
 
 
 def _no_self_clutter(params: dict) -> None:

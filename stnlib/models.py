@@ -41,8 +41,9 @@ from . import sampling
 from .blocking import reference
 from .data import DATASETS, NORMALISATION
 from .sampling import PADDING_MODES
-from .validation import check_choice, check_floating, check_shape, check_size
+from .validation import check_choice, check_floating, check_positive_int, check_shape, check_size
 from .warps import (
+    affine_part,
     grid_from_tps_matrix,
     projective_grid,
     tps_affine_theta,
@@ -414,7 +415,7 @@ class SpatialTransformer(nn.Module):
         self.sampler = check_choice(sampler, SAMPLERS, "sampler")
         self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
         self.align_corners = bool(align_corners)
-        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.in_channels = check_positive_int(in_channels, "in_channels")
         self.tps_points = tps_points
         self.tps = TPSGrid(tps_points, self.out_size, align_corners=self.align_corners) if transform == "tps" else None
         if localization is None:
@@ -448,9 +449,7 @@ class SpatialTransformer(nn.Module):
         """
         if self.transform == "tps":
             return self.tps.affine_theta(theta)
-        if self.transform == "projective":
-            return theta[:, :2, :] / theta[:, 2:, 2:]
-        return theta
+        return affine_part(theta)
 
     def grid(self, theta: torch.Tensor, size=None) -> torch.Tensor:
         """Sampling grid (N, H_out, W_out, 2) for a batch of ``theta`` (``size``: another (H_out, W_out))."""
@@ -469,12 +468,6 @@ class SpatialTransformer(nn.Module):
     def forward(self, x: torch.Tensor, loc_input: torch.Tensor | None = None) -> torch.Tensor:
         """Warp ``x`` with the theta predicted from ``loc_input`` (default: ``x`` itself)."""
         return self.sample(x, self.theta(x if loc_input is None else loc_input))
-
-
-def _positive_int(value, name: str) -> int:
-    if not (isinstance(value, int) and value >= 1):
-        raise ValueError(f"{name} must be an int >= 1; got {value!r}")
-    return value
 
 
 class ConvClassifier(nn.Module):
@@ -627,11 +620,11 @@ class STNClassifier(nn.Module):
         super().__init__()
         self.norm = _normaliser(dataset, normalise)
         self.normalise = normalise
-        self.iterations = _positive_int(iterations, "iterations")
+        self.iterations = check_positive_int(iterations, "iterations")
         if iterations > 1 and transform == "tps":
             raise ValueError("iterations must be 1 for transform 'tps' (two splines do not compose into one)")
         self.in_size = check_size(in_size, "in_size", 2)
-        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.in_channels = check_positive_int(in_channels, "in_channels")
         self.transformer = SpatialTransformer(
             self.in_size,
             transform=transform,
@@ -792,8 +785,8 @@ class ParallelSTNClassifier(nn.Module):
         super().__init__()
         self.norm = _normaliser(dataset, "after")
         self.in_size = check_size(in_size, "in_size", 2)
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        count = _positive_int(transformers, "transformers")
+        self.in_channels = check_positive_int(in_channels, "in_channels")
+        count = check_positive_int(transformers, "transformers")
         self.parallel = ParallelTransformers(
             SpatialTransformer(
                 self.in_size,
@@ -893,7 +886,7 @@ class FeatureMapSTNClassifier(nn.Module):
         super().__init__()
         self.norm = _normaliser(dataset, "after")
         self.in_size = check_size(in_size, "in_size", 2)
-        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.in_channels = check_positive_int(in_channels, "in_channels")
         c1, c2 = channels
         self.block1 = nn.Sequential(nn.Conv2d(in_channels, c1, kernel_size=5), nn.MaxPool2d(2), nn.ReLU(True))
         with torch.no_grad():

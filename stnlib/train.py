@@ -68,6 +68,7 @@ from .data import CANVAS_SIZE, DATASETS, DISTORTIONS, load_datasets, to_float
 from .models import CLASSIFIERS, MODELS, PADDING_MODES, PLACEMENTS, SAMPLERS, TRANSFORMS, build_model, count_parameters
 from .undo import format_undo, undo_stats
 from .validation import check_choice
+from .warps import affine_part
 
 __all__ = [
     "OPTIMIZERS",
@@ -352,10 +353,7 @@ def theta_stats(theta: torch.Tensor) -> dict:
         output covers, relative to the input; 1 at the identity; near 0 is a collapse) and
         ``shift_mean``, the mean length of the translation (normalised units).
     """
-    theta = theta.detach().double()
-    if theta.shape[-2:] == (3, 3):
-        theta = theta[..., :2, :] / theta[..., 2:, 2:]
-    theta = theta.reshape(-1, 2, 3)
+    theta = affine_part(theta.detach().double()).reshape(-1, 2, 3)
     det = torch.linalg.det(theta[:, :, :2])
     return {
         "det_mean": det.mean().item(),

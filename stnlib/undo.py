@@ -26,7 +26,8 @@ transformer that is not affine (projective, thin-plate spline) is measured by it
 
 MNIST addition (notebook 07) has a ground truth per channel, and a model may have several
 transformers: :func:`attention_stats` compares every transformer with every channel and reports,
-for each transformer, the channel it follows (the one whose shift it undoes best).
+for each transformer, the channel whose shift it undoes best; the printed line says it follows
+that channel only when it undoes at least half of the shift (``FOLLOWS``).
 
 Convention:
     theta is ``src_norm_trans_dst_norm`` with ``align_corners=False``; a rotation angle is that
@@ -40,7 +41,8 @@ import torch
 
 from .blocking import reference
 from .data import to_float
-from .validation import check_floating, check_shape
+from .validation import check_shape
+from .warps import affine_part  # noqa: F401 - part of this module's API (used by the statistics)
 
 __all__ = [
     "UNDO_KEYS",
@@ -66,6 +68,8 @@ UNDO_KEYS = (
     "n",
 )
 _VARIES = 1e-6  # a quantity whose standard deviation is below this does not vary
+#: A transformer "follows" a channel (MNIST addition) when it undoes at least half of that digit's shift.
+FOLLOWS = 0.5
 
 
 def _rotation_deg(theta: torch.Tensor) -> torch.Tensor:
@@ -97,15 +101,6 @@ def angle_difference_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         tensor([-20., -50.])
     """
     return _wrap_deg(a - b)
-
-
-def affine_part(theta: torch.Tensor) -> torch.Tensor:
-    """(N, 2, 3) theta unchanged, or the affine part of an (N, 3, 3) homography: its first two rows / h33."""
-    check_floating(theta, "theta")
-    if theta.dim() == 3 and theta.shape[-2:] == (3, 3):
-        return theta[:, :2, :] / theta[:, 2:, 2:]
-    check_shape(theta, "N,2,3", name="theta")
-    return theta
 
 
 def ideal_theta(params: dict) -> torch.Tensor | None:
@@ -267,6 +262,8 @@ def format_undo(stats: dict | None) -> str:
         'undo: rotation slope 0.93, scale slope n/a, shift slope n/a, median angle residual 6.0 deg'
         >>> format_undo({"transformers": [{"channel": 1, "shift_slope": 0.9, "scale_slope": 0.8, "rotation_slope": None}]})
         'undo: transformer 1 follows channel 2 (shift slope 0.90, scale slope 0.80, rotation slope n/a)'
+        >>> format_undo({"transformers": [{"channel": 0, "shift_slope": 0.02, "scale_slope": 0.0, "rotation_slope": None}]})
+        'undo: transformer 1 follows no channel; closest: channel 1 (shift slope 0.02, scale slope 0.00, rotation slope n/a)'
     """
     if stats is None:
         return "undo: n/a (no transformer, or no affine ground truth for this distortion)"
@@ -277,7 +274,9 @@ def format_undo(stats: dict | None) -> str:
                 f"{name} slope {'n/a' if one.get(key) is None else format(one[key], '.2f')}"
                 for name, key in (("shift", "shift_slope"), ("scale", "scale_slope"), ("rotation", "rotation_slope"))
             )
-            parts.append(f"transformer {t} follows channel {one['channel'] + 1} ({slopes})")
+            follows = one.get("shift_slope") is not None and one["shift_slope"] >= FOLLOWS
+            what = "follows" if follows else "follows no channel; closest:"
+            parts.append(f"transformer {t} {what} channel {one['channel'] + 1} ({slopes})")
         return "undo: " + "; ".join(parts)
 
     def number(key, digits=2):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_tensor", "check_shape", "check_floating", "check_choice", "check_size"]
+__all__ = ["check_tensor", "check_shape", "check_floating", "check_choice", "check_size", "check_positive_int"]
 
 
 def check_tensor(value, name: str) -> torch.Tensor:
@@ -84,3 +84,10 @@ def check_size(size, name: str = "size", length: int = 2) -> tuple:
         what = {2: "(H, W)", 4: "(N, C, H, W)"}.get(length, f"{length} positive ints")
         raise ValueError(f"{name} must be {what} with positive entries; got {size}")
     return size
+
+
+def check_positive_int(value, name: str) -> int:
+    """Check that ``value`` is an int >= 1 (a count: channels, transformers, iterations); return it."""
+    if not (isinstance(value, int) and value >= 1):
+        raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+    return value

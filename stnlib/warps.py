@@ -35,6 +35,7 @@ __all__ = [
     "base_grid",
     "projective_grid",
     "homography_from_points",
+    "affine_part",
     "tps_control_points",
     "tps_kernel",
     "tps_system",
@@ -104,6 +105,21 @@ def projective_grid(homography: torch.Tensor, size, align_corners: bool = False,
     w = uvw[..., 2:]
     w = torch.where(w.abs() < eps, torch.full_like(w, eps) * torch.where(w < 0, -1.0, 1.0), w)
     return (uvw[..., :2] / w).reshape(n, height, width, 2)
+
+
+def affine_part(theta: torch.Tensor) -> torch.Tensor:
+    """The affine part of a transform: a (..., 2, 3) theta unchanged, a (..., 3, 3) homography's first two rows / h33.
+
+    Example:
+        >>> affine_part(torch.tensor([[[2.0, 0, 0.4], [0, 2, 0], [0, 0, 2]]]))
+        tensor([[[1.0000, 0.0000, 0.2000],
+                 [0.0000, 1.0000, 0.0000]]])
+    """
+    check_floating(theta, "theta")
+    if theta.dim() >= 3 and theta.shape[-2:] == (3, 3):
+        return theta[..., :2, :] / theta[..., 2:, 2:]
+    check_shape(theta, "...,2,3", name="theta")
+    return theta
 
 
 def homography_from_points(src_xy: torch.Tensor, dst_xy: torch.Tensor) -> torch.Tensor:

@@ -123,7 +123,7 @@ class TestUndoStats:
     def test_shapes_must_agree(self):
         with pytest.raises(ValueError, match="learned and ideal must have the same shape"):
             undo.undo_stats_from_theta(torch.eye(2, 3).expand(3, 2, 3), torch.eye(2, 3).expand(4, 2, 3))
-        with pytest.raises(ValueError, match=r"theta must have shape \(N, 2, 3\)"):
+        with pytest.raises(ValueError, match=r"theta must have shape \(\.\.\., 2, 3\)"):
             undo.affine_part(torch.zeros(3, 2, 2))
 
 
@@ -177,6 +177,12 @@ class TestAttention:
         identity = torch.eye(2, 3, dtype=torch.float64).expand(len(ideal), 2, 3)
         (only,) = undo.attention_stats(identity, ideal)["transformers"]
         assert max(abs(s) for s in only["shift_slopes"]) < 1e-9
+
+    def test_identity_is_said_to_follow_no_channel(self):
+        ideal = self._ideal()
+        identity = torch.eye(2, 3, dtype=torch.float64).expand(len(ideal), 2, 3)
+        line = undo.format_undo(undo.attention_stats(identity, ideal))
+        assert line.startswith("undo: transformer 1 follows no channel; closest: channel")
 
     def test_format(self):
         ideal = self._ideal()

@@ -107,6 +107,16 @@ class TestGrid:
             torch.testing.assert_close(batch[i : i + 1], one)
 
 
+class TestAffinePart:
+    def test_homographies_of_any_batch_shape(self):
+        """The affine part of a homography is its first two rows over h33, whatever batch axes it has."""
+        h = torch.randn(2, 3, 3, 3, generator=torch.Generator().manual_seed(5)) + 3 * torch.eye(3)
+        expected = torch.stack([torch.stack([h[i, j, :2] / h[i, j, 2, 2] for j in range(3)]) for i in range(2)])
+        torch.testing.assert_close(warps.affine_part(h), expected)
+        theta = torch.randn(4, 2, 3)
+        assert warps.affine_part(theta) is theta  # a theta is its own affine part
+
+
 class TestErrors:
     @pytest.mark.parametrize(
         "call, error, message",
