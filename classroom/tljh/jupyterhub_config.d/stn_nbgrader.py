@@ -1,0 +1,85 @@
+"""JupyterHub settings for a class of "STN from scratch" graded with nbgrader (one server, TLJH-style).
+
+Put this file in The Littlest JupyterHub's ``/opt/tljh/config/jupyterhub_config.d/`` and run
+``sudo tljh-config reload hub`` (docs/classroom.md walks through every step). It gives the hub:
+
+- the groups nbgrader reads: ``nbgrader-<course>`` (students, and instructors who want the course
+  list) and ``formgrade-<course>`` (who may open the formgrader);
+- the formgrader as a hub-managed service named like the course, running ``jupyterhub-singleuser``
+  as the Unix account ``grader-<course>`` that owns the course directory and the gradebook;
+- roles with the least scopes nbgrader needs, and the scopes of each single-user server's token.
+
+The settings below can be edited here or given in the hub's environment (the test of this file,
+``tests/test_classroom.py``, starts a real hub with them set to its own throw-away values).
+"""
+
+import os
+
+c = get_config()  # noqa: F821 - provided by JupyterHub's config loader
+
+# --- the course ------------------------------------------------------------------------------
+COURSE_ID = os.environ.get("STN_COURSE_ID", "stn")
+# hub user names (on TLJH the hub name, not the Unix name jupyter-<name>) of the instructors
+INSTRUCTORS = os.environ.get("STN_INSTRUCTORS", "").split()
+# the Unix account that runs the formgrader and owns /home/<it>/<course>/ (create it with useradd)
+GRADER_USER = os.environ.get("STN_GRADER_USER", f"grader-{COURSE_ID}")
+GRADER_HOME = os.environ.get("STN_GRADER_HOME", f"/home/{GRADER_USER}")
+# a free port on 127.0.0.1 for the formgrader service (the hub's proxy forwards /services/<course>/ to it)
+FORMGRADER_PORT = int(os.environ.get("STN_FORMGRADER_PORT", "9999"))
+# the environment with JupyterLab, nbgrader and the course's requirements (TLJH's user environment)
+USER_ENV = os.environ.get("STN_USER_ENV", "/opt/tljh/user")
+
+STUDENTS_GROUP = f"nbgrader-{COURSE_ID}"
+GRADERS_GROUP = f"formgrade-{COURSE_ID}"
+
+# Groups: created at start-up; membership only grows from here (add students through the admin
+# panel or the REST API: POST /hub/api/groups/nbgrader-<course>/users {"users": [...]}).
+c.JupyterHub.load_groups = {
+    STUDENTS_GROUP: {"users": INSTRUCTORS},
+    GRADERS_GROUP: {"users": INSTRUCTORS},
+}
+
+# Roles: what each group may do, and nothing more.
+c.JupyterHub.load_roles = [
+    {
+        # Students (members of nbgrader-<course>) need no scope beyond their own ('self'): fetching,
+        # submitting and fetching feedback read only their own group membership (below).
+        "name": f"{GRADERS_GROUP}-role",
+        "groups": [GRADERS_GROUP],
+        "scopes": [
+            # open the formgrader (its pages and API at /services/<course>/)
+            f"access:services!service={COURSE_ID}",
+            # the course list in JupyterLab finds the formgrader: list the services, and read this
+            # one's model with its URL prefix (without it: KeyError 'prefix' for non-admins)
+            "list:services",
+            f"read:services!service={COURSE_ID}",
+        ],
+    },
+]
+
+# The token each single-user server gets (JUPYTERHUB_API_TOKEN) holds the subset of these scopes
+# that its user holds. The defaults (the first two) are too few for nbgrader: the exchange asks the
+# hub which nbgrader-/formgrade- groups the user is in ("You do not have access to this course"
+# without read:users:groups), and the course list needs the two service scopes of the role above.
+c.Spawner.server_token_scopes = [
+    "users:activity!user",  # default: the server reports activity
+    "access:servers!server",  # default: the server checks who may open it
+    "read:users:name!user",  # nbgrader reads GET /hub/api/users/<me> ...
+    "read:users:groups!user",  # ... for the groups that name the user's courses
+    "list:services",  # instructors only (held through the role above)
+    f"read:services!service={COURSE_ID}",  # instructors only
+]
+
+# The formgrader: the grader account's own JupyterLab, started and stopped with the hub, open to
+# the formgrade-<course> group at /services/<course>/ (in JupyterLab: Nbgrader > Formgrader).
+c.JupyterHub.services = [
+    {
+        "name": COURSE_ID,
+        "url": f"http://127.0.0.1:{FORMGRADER_PORT}",
+        "command": [f"{USER_ENV}/bin/jupyterhub-singleuser", "--ServerApp.ip=127.0.0.1"],
+        "user": GRADER_USER,
+        "cwd": GRADER_HOME,
+        "environment": {"JUPYTERHUB_DEFAULT_URL": "/lab"},
+        "oauth_no_confirm": True,
+    }
+]
