@@ -11,6 +11,7 @@ nbgrader expects on a hub, instead of ``solutions/`` and ``notebooks/``.
 import os
 
 from nbgrader import preprocessors as pp
+from nbgrader.auth import NoAuthPlugin
 
 from stnlib.release import TagTestCells
 
@@ -23,6 +24,11 @@ c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "release"
 # The gradebook stays on the server's local disk: sqlite on NFS loses locks (and data).
 c.CourseDirectory.db_url = f"sqlite:///{os.path.join(HERE, 'gradebook.db')}"
+
+# The grader account asks the hub nothing: it is no hub user, and its service token holds no
+# scope (the global config's JupyterHubAuthPlugin would ask the hub for its groups and get 403
+# when listing released assignments). Students' and instructors' servers keep the plugin.
+c.Authenticator.plugin_class = NoAuthPlugin
 
 # The student version: nbgrader 0.9's default steps, with the course's TagTestCells (JupyterLab's
 # "Run All" goes on past a failing check) before the final checksums.

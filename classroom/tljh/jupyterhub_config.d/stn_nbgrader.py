@@ -5,8 +5,9 @@ Put this file in The Littlest JupyterHub's ``/opt/tljh/config/jupyterhub_config.
 
 - the groups nbgrader reads: ``nbgrader-<course>`` (students, and instructors who want the course
   list) and ``formgrade-<course>`` (who may open the formgrader);
-- the formgrader as a hub-managed service named like the course, running ``jupyterhub-singleuser``
-  as the Unix account ``grader-<course>`` that owns the course directory and the gradebook;
+- the formgrader as a hub service named like the course: ``jupyterhub-singleuser`` running as the
+  Unix account ``grader-<course>`` that owns the course directory and the gradebook, started by
+  its own systemd unit (``classroom/tljh/formgrader-stn.service``);
 - roles with the least scopes nbgrader needs, and the scopes of each single-user server's token.
 
 The settings below can be edited here or given in the hub's environment (the test of this file,
@@ -21,13 +22,8 @@ c = get_config()  # noqa: F821 - provided by JupyterHub's config loader
 COURSE_ID = os.environ.get("STN_COURSE_ID", "stn")
 # hub user names (on TLJH the hub name, not the Unix name jupyter-<name>) of the instructors
 INSTRUCTORS = os.environ.get("STN_INSTRUCTORS", "").split()
-# the Unix account that runs the formgrader and owns /home/<it>/<course>/ (create it with useradd)
-GRADER_USER = os.environ.get("STN_GRADER_USER", f"grader-{COURSE_ID}")
-GRADER_HOME = os.environ.get("STN_GRADER_HOME", f"/home/{GRADER_USER}")
 # a free port on 127.0.0.1 for the formgrader service (the hub's proxy forwards /services/<course>/ to it)
 FORMGRADER_PORT = int(os.environ.get("STN_FORMGRADER_PORT", "9999"))
-# the environment with JupyterLab, nbgrader and the course's requirements (TLJH's user environment)
-USER_ENV = os.environ.get("STN_USER_ENV", "/opt/tljh/user")
 
 STUDENTS_GROUP = f"nbgrader-{COURSE_ID}"
 GRADERS_GROUP = f"formgrade-{COURSE_ID}"
@@ -70,16 +66,34 @@ c.Spawner.server_token_scopes = [
     f"read:services!service={COURSE_ID}",  # instructors only
 ]
 
-# The formgrader: the grader account's own JupyterLab, started and stopped with the hub, open to
-# the formgrade-<course> group at /services/<course>/ (in JupyterLab: Nbgrader > Formgrader).
+# The formgrader: the grader account's own JupyterLab, open to the formgrade-<course> group at
+# /services/<course>/ (in JupyterLab: Nbgrader > Formgrader). It runs as its own systemd unit
+# (formgrader-stn.service beside this folder), not as a service the hub starts: the hub gives a
+# service it starts 10 seconds to answer and exits when it does not, and JupyterLab with nbgrader
+# can take longer on a busy small server, which would take the whole hub down with it.
+# The unit and the hub share the service's token through FORMGRADER_ENV_FILE (root's, mode 0600),
+# one line: JUPYTERHUB_API_TOKEN=<openssl rand -hex 32>.
+FORMGRADER_ENV_FILE = os.environ.get("STN_FORMGRADER_ENV_FILE", f"/etc/stn-classroom/formgrader-{COURSE_ID}.env")
+
+
+def _token(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("JUPYTERHUB_API_TOKEN="):
+                return line.split("=", 1)[1].strip()
+    raise ValueError(f"{path} has no line JUPYTERHUB_API_TOKEN=<token>")
+
+
 c.JupyterHub.services = [
     {
         "name": COURSE_ID,
         "url": f"http://127.0.0.1:{FORMGRADER_PORT}",
-        "command": [f"{USER_ENV}/bin/jupyterhub-singleuser", "--ServerApp.ip=127.0.0.1"],
-        "user": GRADER_USER,
-        "cwd": GRADER_HOME,
-        "environment": {"JUPYTERHUB_DEFAULT_URL": "/lab"},
-        "oauth_no_confirm": True,
+        "api_token": _token(FORMGRADER_ENV_FILE),
+        "oauth_no_confirm": True,  # instructors go straight in, without an authorisation page
     }
 ]
+
+# torch starts one thread per core of the machine, not per core a user may use: with a CPU limit
+# (sudo tljh-config set limits.cpu 2), every user's kernels get OMP_NUM_THREADS set to it.
+if c.Spawner.get("cpu_limit"):
+    c.Spawner.environment.update({"OMP_NUM_THREADS": str(max(1, int(c.Spawner.cpu_limit)))})
