@@ -844,6 +844,10 @@ class Exercise:
     solution: str
     tests: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def points(self) -> float:
+        return sum(self.tests.values())
+
 
 def exercises(source_nb: Path) -> list[Exercise]:
     """The exercises of an instructor notebook: each answer cell with the test cells after it."""
@@ -1237,26 +1241,22 @@ def test_outsider_gets_no_access_and_no_traceback(classroom):
 
 
 def test_students_got_their_feedback(classroom):
+    """Each student fetched the feedback of the collected submission, with its score in it."""
     hub, scores = classroom["hub"], classroom["scores"]
     for student in hub.students:
         for a in ASSIGNMENTS:
-            entries = [e for e in classroom["feedback_listing"][student.hub][a] if e["status"] == "submitted"]
-            assert entries and all(
-                sub["has_local_feedback"]
-                for e in entries
-                for sub in e["submissions"]
-                if sub is entries[-1]["submissions"][-1]
-            )
-            feedback = hub.contents(student, f"{hub.course}/{a}/feedback")["content"]
-            assert len(feedback) == 1, f"{student.hub} {a}: {[f['name'] for f in feedback]}"
+            listing = classroom["feedback_listing"][student.hub][a]
+            (entry,) = [e for e in listing if e["assignment_id"] == a and e["status"] == "submitted"]
+            latest = entry["submissions"][-1]  # sorted by time; a resubmitter's blank one comes first
+            assert latest["has_local_feedback"] and not latest["feedback_updated"], latest
+            folders = hub.contents(student, f"{hub.course}/{a}/feedback")["content"]
+            assert [f["name"] for f in folders] == [latest["timestamp"]]
             for name in notebook_names(a):
-                html = hub.contents(student, f"{hub.course}/{a}/feedback/{feedback[0]['name']}/{Path(name).stem}.html")[
-                    "content"
-                ]
-                total = sum(
-                    v for (sid, aa, nb, _), v in scores.items() if (sid, aa, nb) == (student.unix, a, Path(name).stem)
-                )
-                assert f"Score: {total:g}" in re.sub(r"\s+", " ", html) or f"{total:g}" in html, (student.hub, a)
+                stem = Path(name).stem
+                html = hub.contents(student, f"{hub.course}/{a}/feedback/{latest['timestamp']}/{stem}.html")["content"]
+                got = sum(v for (sid, aa, nb, _), v in scores.items() if (sid, aa, nb) == (student.unix, a, stem))
+                top = sum(e.points for e in exercises(SOLUTIONS / a / name))
+                assert f"{stem} (Score: {round(float(got), 2)} / {round(float(top), 2)})" in html, (student.hub, a)
 
 
 def test_scopes_give_instructors_the_course_list(classroom):
