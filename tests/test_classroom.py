@@ -1277,3 +1277,109 @@ def test_extensions_per_role_and_formgrader_framing(classroom):
     assert "frame-ancestors 'none'" in lab.headers.get("Content-Security-Policy", "")
     page = hub.request("GET", f"/services/{hub.course}/formgrader/manage_assignments", hub.instructor.token)
     assert "frame-ancestors 'self'" in page.headers.get("Content-Security-Policy", "")
+
+
+# --------------------------------------------------------------------------------------------
+# The files an instructor applies where no hub runs here (Zero to JupyterHub, systemd)
+# --------------------------------------------------------------------------------------------
+
+Z2JH = CLASSROOM / "z2jh"
+CHART = Z2JH / "chart-4.4.0"
+
+
+def helm_merge(defaults, values):
+    """Merge ``values`` onto ``defaults`` as Helm does: maps merge key by key, the rest replaces."""
+    if isinstance(defaults, dict) and isinstance(values, dict):
+        merged = dict(defaults)
+        for key, value in values.items():
+            merged[key] = helm_merge(defaults[key], value) if key in defaults else value
+        return merged
+    return values
+
+
+def z2jh_values() -> dict:
+    import yaml
+
+    return yaml.safe_load((Z2JH / "values.yaml").read_text())
+
+
+def test_z2jh_values_match_the_chart_schema():
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load((CHART / "values.schema.yaml").read_text())
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(e.message for e in validator.iter_errors(helm_merge(defaults, z2jh_values())))
+    assert not errors, errors
+    # the schema does catch a misspelt setting
+    wrong = helm_merge(defaults, {"singleuser": {"cpu": {"limt": 2}}})
+    assert any("limt" in e.message for e in validator.iter_errors(wrong))
+
+
+def test_z2jh_threads_limits_and_exchange():
+    import yaml
+    from traitlets.config.loader import PyFileConfigLoader
+
+    single = z2jh_values()["singleuser"]
+    assert single["extraEnv"]["OMP_NUM_THREADS"] == str(int(single["cpu"]["limit"]))
+    assert single["memory"]["limit"]
+    pvc = yaml.safe_load((Z2JH / "exchange-pvc.yaml").read_text())
+    assert pvc["kind"] == "PersistentVolumeClaim" and pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    (volume,) = single["storage"]["extraVolumes"]
+    (mount,) = single["storage"]["extraVolumeMounts"]
+    assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"] and mount["name"] == volume["name"]
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(CLASSROOM / "nbgrader")).load_config()
+    assert mount["mountPath"] == config.Exchange.root
+    dockerfile = (Z2JH / "Dockerfile").read_text()
+    for copied in ("requirements.txt", "classroom/nbgrader/nbgrader_config.py /etc/jupyter/nbgrader_config.py"):
+        assert copied in dockerfile
+
+
+def test_formgrader_unit_is_what_the_test_runs():
+    """classroom/tljh/formgrader-stn.service starts the formgrader as the live test does."""
+    import shlex
+
+    unit = (CLASSROOM / "tljh" / "formgrader-stn.service").read_text()
+    settings = {}
+    environment = {}
+    for line in unit.splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            if key == "Environment":
+                name, val = shlex.split(value)[0].split("=", 1)
+                environment[name] = val
+            else:
+                settings[key] = value
+    expected = formgrader_environment(
+        "stn", 9999, "http://127.0.0.1:15001/hub/api", "grader-stn", Path("/opt/tljh/user")
+    )
+    assert environment == expected
+    assert settings["User"] == "grader-stn" and settings["WorkingDirectory"] == "/home/grader-stn"
+    assert settings["ExecStart"] == "/opt/tljh/user/bin/jupyterhub-singleuser --ServerApp.ip=127.0.0.1"
+    hub_config = (CLASSROOM / "tljh" / "jupyterhub_config.d" / "stn_nbgrader.py").read_text()
+    assert '"/etc/stn-classroom/formgrader-{COURSE_ID}.env"' in hub_config
+    assert settings["EnvironmentFile"] == "/etc/stn-classroom/formgrader-stn.env"
+
+
+def test_course_config_grades_as_the_repository_does():
+    """The grader's course config has the repository's grading settings (only folder names differ)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    saved = dict(os.environ)  # the course config sets STN_FAST and the data folders for its graders
+    try:
+        repo = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+        course = PyFileConfigLoader("course_nbgrader_config.py", path=str(CLASSROOM / "nbgrader")).load_config()
+        assert os.environ["STN_FAST"] == "1"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    for section, key in [
+        ("GenerateAssignment", "preprocessors"),
+        ("Execute", "timeout"),
+        ("Execute", "interrupt_on_timeout"),
+        ("Execute", "kernel_name"),
+        ("OverwriteCells", "add_missing_cells"),
+    ]:
+        assert course[section][key] == repo[section][key], (section, key)
+    assert course.CourseDirectory.db_url.startswith("sqlite:///")
