@@ -1279,6 +1279,14 @@ def test_extensions_per_role_and_formgrader_framing(classroom):
     assert "frame-ancestors 'self'" in page.headers.get("Content-Security-Policy", "")
 
 
+def test_threads_follow_the_cpu_limit(classroom):
+    """With a CPU limit of 1 (tljh-config set limits.cpu 1), servers get OMP_NUM_THREADS=1."""
+    hub = classroom["hub"]
+    state = hub.admin("GET", f"/users/{hub.students[0].hub}").json()["servers"][""]["state"]
+    environ = Path(f"/proc/{state['pid']}/environ").read_bytes().split(b"\0")
+    assert b"OMP_NUM_THREADS=1" in environ and b"CPU_LIMIT=1.0" in environ
+
+
 # --------------------------------------------------------------------------------------------
 # The files an instructor applies where no hub runs here (Zero to JupyterHub, systemd)
 # --------------------------------------------------------------------------------------------
