@@ -195,9 +195,8 @@ def course_prefix(cache: Path) -> Path:
     for part in ("lib", "etc", "share"):
         if (prefix / part).exists():
             run(["cp", "-al", prefix / part, linked / part])
-    for folder in [linked, *linked.parents]:
-        if folder.exists() and folder != Path("/"):
-            os.chmod(folder, os.stat(folder).st_mode | stat.S_IXOTH | stat.S_IROTH)
+    for folder in (linked, cache):
+        os.chmod(folder, os.stat(folder).st_mode | stat.S_IXOTH | stat.S_IROTH)
     return linked
 
 
