@@ -1276,6 +1276,21 @@ def test_extensions_per_role_and_formgrader_framing(classroom):
     assert "frame-ancestors 'none'" in lab.headers.get("Content-Security-Policy", "")
     page = hub.request("GET", f"/services/{hub.course}/formgrader/manage_assignments", hub.instructor.token)
     assert "frame-ancestors 'self'" in page.headers.get("Content-Security-Policy", "")
+    # JupyterLab's panels: a student has the Assignments panel only; the grader has the formgrader,
+    # an instructor the course list (the labextension commands of docs/classroom.md)
+    nbgrader_panels = {"formgrader", "create-assignment", "course-list", "assignment-list"}
+
+    def panels_off(response) -> set:
+        data = re.search(
+            r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', response.text, re.S
+        )
+        off = json.loads(data.group(1)).get("disabledExtensions", [])
+        return {name.split(":", 1)[1] for name in off if name.startswith("@jupyter/nbgrader:")} & nbgrader_panels
+
+    assert panels_off(lab) == {"formgrader", "create-assignment", "course-list"}
+    grader_lab = hub.request("GET", f"/services/{hub.course}/lab", hub.instructor.token)
+    assert "formgrader" not in panels_off(grader_lab)
+    assert "course-list" not in panels_off(hub.on_server(hub.instructor, "GET", "/lab"))
 
 
 def test_threads_follow_the_cpu_limit(classroom):
