@@ -655,7 +655,7 @@ def as_user(hub: Hub, unix: str, cmd: list) -> subprocess.CompletedProcess:
 
 
 def server_environment(hub: Hub) -> dict:
-    """What every server and the formgrader get: the run's global config and the course package."""
+    """What every user's server gets: the run's global config (for /etc/jupyter) and the course package."""
     return {
         "JUPYTER_CONFIG_PATH": str(hub.rundir / "etc" / "jupyter"),
         "PYTHONPATH": str(hub.rundir / "src"),
