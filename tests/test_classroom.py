@@ -791,6 +791,7 @@ def formgrader_environment(course: str, port: int, hub_api: str, grader: str, en
         "JUPYTERHUB_OAUTH_ACCESS_SCOPES": scopes,
         "JUPYTERHUB_OAUTH_SCOPES": scopes,
         "JUPYTERHUB_DEFAULT_URL": "/lab",
+        "JUPYTER_PREFER_ENV_PATH": "0",
     }
 
 

@@ -93,7 +93,15 @@ c.JupyterHub.services = [
     }
 ]
 
-# torch starts one thread per core of the machine, not per core a user may use: with a CPU limit
-# (sudo tljh-config set limits.cpu 2), every user's kernels get OMP_NUM_THREADS set to it.
-if c.Spawner.get("cpu_limit"):
-    c.Spawner.environment.update({"OMP_NUM_THREADS": str(max(1, int(c.Spawner.cpu_limit)))})
+# Every user's server:
+# - torch starts one thread per core of the machine, not per core the user may use: with a CPU
+#   limit (sudo tljh-config set limits.cpu 2), OMP_NUM_THREADS is set to it. A callable, read at
+#   spawn time: this file cannot see the limit TLJH sets (load_subconfig gives it a config of its own);
+# - settings in ~/.jupyter win over the environment's (jupyter_core puts a virtual environment's
+#   first), so that the grader's and instructors' `jupyter labextension enable --level=user` count.
+c.Spawner.environment.update(
+    {
+        "OMP_NUM_THREADS": lambda spawner: str(max(1, int(spawner.cpu_limit or os.cpu_count() or 1))),
+        "JUPYTER_PREFER_ENV_PATH": "0",
+    }
+)
