@@ -74,7 +74,7 @@ KINDS = ["full", "blank", "partial", "deleted", "resubmit"]
 
 JUPYTERHUB_SPEC = "jupyterhub>=5.2,<6"  # as The Littlest JupyterHub 2 pins it
 CHP_VERSION = "5.2.0"  # 5.3.0 pulls a dependency that needs node >= 22.12
-PREPARATION = 3  # bump when prepare() changes what it builds
+PREPARATION = 4  # bump when prepare() changes what it builds
 MARKER = "stn-classroom test"  # the comment (GECOS) of every Unix user the test creates
 HTTP_TIMEOUT = 120
 AUTOGRADE_TIMEOUT = 600
@@ -288,6 +288,18 @@ def prepare(cache: Path) -> Prepared:
                     f"@jupyter/nbgrader:{plugin}",
                 ]
             )
+        # ... and unlocked (JupyterLab 4 locks what was disabled first, and a locked panel cannot
+        # be switched on for the grader or an instructor: "Extension locked at a higher level")
+        run(
+            [
+                env / "bin" / "jupyter",
+                "labextension",
+                "unlock",
+                "--level=sys_prefix",
+                "@jupyter/nbgrader:formgrader",
+                "@jupyter/nbgrader:course-list",
+            ]
+        )
         (cache / "chp").mkdir()
         run(
             [
