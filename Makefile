@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lab test test-fast lint format release clean-venv
+.PHONY: setup lab test test-fast test-classroom lint format release clean-venv
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ test: setup
 # nbgrader pipeline and the browser test (the tests marked slow).
 test-fast: setup
 	STN_FAST=1 $(BIN)/python -m pytest -n auto --dist loadfile -m "not slow" stnlib tests
+
+# A whole class on a real JupyterHub (docs/classroom.md), alone and with its timings printed; needs
+# root, useradd and node. STN_CLASS_SIZE=30 make test-classroom runs it with 30 students.
+test-classroom: setup
+	STN_FAST=1 $(BIN)/python -m pytest -n 0 -s tests/test_classroom.py
 
 # ruff (configured in pyproject.toml): lint rules and the formatter, as a check; `make format` applies it.
 lint: setup
