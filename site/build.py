@@ -183,6 +183,9 @@ def site_notebook(path: Path, course: launch.Course, chapters: set[str]):
         elif is_solution(cell):
             stub = nbformat.v4.new_code_cell(stubs[cell.id], id=f"{cell.id}-stub"[:64])
             _tags(stub, "skip-execution", STUB_TAG)
+            cell.source = "\n".join(
+                line for line in cell.source.split("\n") if not re.match(r"\s*### (BEGIN|END) SOLUTION\b", line)
+            )
             _tags(cell, "hide-input", SOLUTION_TAG)
             cell.metadata["mystnb"] = {"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
             cells += [stub, cell]
