@@ -41,6 +41,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -320,6 +321,7 @@ def build(
     out: Path | None = None,
     quiet: bool = False,
     cache: Path | None = None,
+    timeout: float | None = None,
 ) -> Path:
     """Build the site; return the folder that holds ``index.html``.
 
@@ -329,6 +331,7 @@ def build(
         out: the output folder (default ``build/site/<full|fast>[-nosolutions]``); HTML goes to ``out/html``.
         quiet: print nothing unless it fails.
         cache: the execution cache (default :func:`cache_dir`).
+        timeout: seconds sphinx-build may take (default: no limit).
     """
     variant = ("fast" if fast else "full") + ("" if solutions else "-nosolutions")
     out = Path(out or BUILD / variant).resolve()
@@ -365,9 +368,20 @@ def build(
     ]
     started = time.monotonic()
     log(f"building the {variant} site into {out / 'html'} ...")
-    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=quiet, text=True)
-    if done.returncode != 0:
-        detail = f"\n{done.stdout}\n{done.stderr}" if quiet else ""
+    pipe = subprocess.PIPE if quiet else None
+    # Its own session, so that on a timeout the kernels it started go with it.
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=pipe, stderr=pipe, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise RuntimeError(f"sphinx-build ran past {timeout:.0f} s ({variant} site)") from None
+    except BaseException:  # Ctrl-C, or the caller's own error: stop the build and its kernels too
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    if proc.returncode != 0:
+        detail = f"\n{stdout}\n{stderr}" if quiet else ""
         raise RuntimeError(f"sphinx-build failed ({variant} site){detail}")
     log(f"built in {time.monotonic() - started:.0f} s: open {out / 'html' / 'index.html'}")
     return out / "html"
