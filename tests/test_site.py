@@ -331,15 +331,17 @@ def _text_of(path: Path) -> str:
 
 
 def solution_lines() -> list[str]:
-    """Code lines only the solution regions hold (longer than 12 characters, not also elsewhere)."""
-    solution, public = [], set()
+    """Code lines only the solution regions hold: longer than 12 characters, and not found anywhere
+    a student can read anyway (a hint in a comment or in the markdown may quote a first step)."""
+    solution, public = [], []
     pattern = r"### BEGIN SOLUTION\n(.*?)### END SOLUTION"
     for path in notebook_paths(SOLUTIONS):
         for cell in nbformat.read(path, as_version=4).cells:
             for block in re.findall(pattern, cell.source, flags=re.S):
-                solution += [line.strip() for line in block.splitlines() if len(line.strip()) > 12]
-            public |= {line.strip() for line in re.sub(pattern, "", cell.source, flags=re.S).splitlines()}
-    return [re.sub(r"\s+", " ", line) for line in solution if line not in public and not line.startswith("#")]
+                solution += [re.sub(r"\s+", " ", line.strip()) for line in block.splitlines() if len(line.strip()) > 12]
+            public.append(re.sub(r"\s+", " ", re.sub(pattern, "", cell.source, flags=re.S)))
+    public_text = "\n".join(public)
+    return [line for line in solution if line not in public_text and not line.startswith("#")]
 
 
 def leaked(html_dir: Path, lines: list[str]) -> dict[str, list[str]]:
@@ -395,7 +397,7 @@ def check_pages(page, base: str, deadline: float, requests_out: list[str], *, so
                 timeout=ms(),
             )
         # The launch buttons under the title.
-        badges = page.locator("p.stn-launch a")
+        badges = page.locator("p.stn-launch a:has(img)")
         assert badges.count() == 2 and "colab.research.google.com" in badges.first.get_attribute("href")
     # The solutions toggle opens (chapter 01's first exercise) and shows the solution's code.
     page.goto(f"{base}/{CHAPTERS[0]}/{CHAPTERS[0]}.html", wait_until="load", timeout=ms())
@@ -412,7 +414,8 @@ def check_pages(page, base: str, deadline: float, requests_out: list[str], *, so
         assert solution.count() == 0 and page.get_by_text("Show the solution").count() == 0
     # The explorer's saved state renders as widgets, without a kernel.
     page.goto(f"{base}/04_theta_explorer/04_theta_explorer.html", wait_until="load", timeout=ms())
-    page.wait_for_selector(".stn-theta-explorer .widget-slider", timeout=ms())
+    page.wait_for_selector(".stn-theta-explorer", timeout=ms())
+    assert page.locator(".stn-theta-explorer .widget-slider").count() >= 12, "the explorer's sliders did not render"
     page.wait_for_function(
         "() => { const i = document.querySelector('.stn-theta-explorer img'); return i && i.naturalWidth > 0; }",
         timeout=ms(),
@@ -445,6 +448,20 @@ def check_internal_links(html_dir: Path, base: str) -> None:
     assert not broken, "broken internal links:\n" + "\n".join(broken[:20])
     with urllib.request.urlopen(f"{base}/index.html", timeout=10) as resp:  # and the server serves them
         assert resp.status == 200
+
+
+def only_loopback(base: str, blocked: list[str]):
+    """A Playwright route handler: requests to the test's server go through, any other is recorded and aborted."""
+
+    def handle(route):
+        url = route.request.url
+        if url.startswith(f"{base}/") or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    return handle
 
 
 @pytest.mark.slow
@@ -482,16 +499,7 @@ def test_site_builds_and_works_offline_in_a_browser(tmp_path):
                     check_internal_links(html_dir, base)
                     context = browser.new_context(viewport={"width": 1400, "height": 1000})
                     requests_out: list[str] = []
-
-                    def only_loopback(route, base=base, out=requests_out):
-                        url = route.request.url
-                        if url.startswith(f"{base}/") or url.startswith(("data:", "blob:")):
-                            route.continue_()
-                        else:
-                            out.append(url)
-                            route.abort()
-
-                    context.route("**/*", only_loopback)
+                    context.route("**/*", only_loopback(base, requests_out))
                     page = context.new_page()
                     figures = check_pages(page, base, deadline, requests_out, solutions=name == "fast")
                     if name == "fast":
