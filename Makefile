@@ -1,5 +1,6 @@
 # STN from scratch: `make lab` opens the course, `make test` runs every test,
-# `make test-fast` the quick inner loop, `make lint` the linter and the formatter check.
+# `make test-fast` the quick inner loop, `make lint` the linter and the formatter check,
+# `make site` builds the course as a static website.
 # Both create the virtual environment .venv on first use (needs Python >= 3.10).
 
 PYTHON ?= python3
@@ -7,14 +8,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lab test test-fast test-classroom lint format release clean-venv
+.PHONY: setup lab test test-fast test-classroom lint format release site site-fast site-nosolutions launch-cells clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt site/requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "the course needs Python >= 3.10, this is " + sys.version.split()[0]'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r site/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
@@ -50,6 +51,25 @@ format: setup
 
 # Regenerate the student notebooks/ from the instructor solutions/ with nbgrader.
 release: setup
+	$(BIN)/python -m stnlib.release
+
+# The course as a website (Sphinx + myst-nb; needs npm for MathJax and the widget manager, fetched
+# once into build/site/npm/). Every notebook runs in the learner's full mode (cached in
+# build/site/cache/: a rebuild after a prose edit runs nothing); open build/site/full/html/index.html.
+site: setup
+	$(BIN)/python site/build.py
+
+# The same in fast mode (STN_FAST=1, as the browser test builds it; every page says so), and without
+# any solution (what an instructor publishes to a graded class).
+site-fast: setup
+	$(BIN)/python site/build.py --fast
+
+site-nosolutions: setup
+	$(BIN)/python site/build.py --no-solutions
+
+# The Colab / Binder cell and the setup cell of every notebook, from site/course.json; then the release.
+launch-cells: setup
+	$(BIN)/python site/launch.py
 	$(BIN)/python -m stnlib.release
 
 clean-venv:
