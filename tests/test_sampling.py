@@ -301,11 +301,11 @@ class TestEdgeCases:
         g = torch.Generator().manual_seed(11)
         image = torch.randn(2, 3, 5, 6, dtype=torch.float64, generator=g)
         if layout == "transposed":  # a (N, W, H, 2) tensor seen as (N, H, W, 2)
-            grid = 1.3 * torch.randn(2, 7, 4, 2, dtype=torch.float64, generator=g).transpose(1, 2)
+            grid = (1.3 * torch.randn(2, 7, 4, 2, dtype=torch.float64, generator=g)).transpose(1, 2)
         elif layout == "flow field":  # (N, 2, H, W), as a network outputs it, permuted to (N, H, W, 2)
-            grid = 1.3 * torch.randn(2, 2, 4, 7, dtype=torch.float64, generator=g).permute(0, 2, 3, 1)
+            grid = (1.3 * torch.randn(2, 2, 4, 7, dtype=torch.float64, generator=g)).permute(0, 2, 3, 1)
         else:  # a strided slice
-            grid = 1.3 * torch.randn(2, 8, 14, 2, dtype=torch.float64, generator=g)[:, ::2, ::2]
+            grid = (1.3 * torch.randn(2, 8, 14, 2, dtype=torch.float64, generator=g))[:, ::2, ::2]
         assert not grid.is_contiguous()
         kw = dict(mode=mode, padding_mode=padding_mode, align_corners=False)
         weights = torch.randn(2, 3, 4, 7, dtype=torch.float64, generator=g)
