@@ -105,8 +105,8 @@ def _clip(coord: torch.Tensor, size: int) -> torch.Tensor:
 def _reflect(coord: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """Reflect coordinates into [low, high] by mirroring at both ends (any number of times); +-inf and NaN give NaN."""
     span = high - low
-    if span <= 0:
-        return torch.zeros_like(coord)
+    if span <= 0:  # a one-pixel axis with align_corners=True: every point reflects to 0, with gradient 0
+        return coord * 0  # (zeros_like would cut the grid out of the graph, and backward() would fail)
     shifted = coord - low
     sign = torch.where(shifted < 0, -1.0, 1.0).to(coord.dtype)
     distance = shifted * sign  # |coord - low|, with gradient +-1 (+1 at exactly low, as torch)

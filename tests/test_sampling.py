@@ -276,7 +276,7 @@ MODE_PADDING = list(itertools.product(["bilinear", "nearest"], ["zeros", "border
 
 def _sample_and_grads(fn, image, grid, weights=None, **kw):
     """Output and the gradients of (output * weights).sum() for image and grid, with ``fn`` a grid_sample."""
-    x, g = image.detach().clone().requires_grad_(), grid.detach().clone().requires_grad_()
+    x, g = image.detach().requires_grad_(), grid.detach().requires_grad_()  # no copy: keeps the memory layout
     out = fn(x, g, **kw)
     w = torch.ones_like(out) if weights is None else weights
     grad_x, grad_g = torch.autograd.grad((out * w).sum(), (x, g))
@@ -403,3 +403,16 @@ class TestEdgeCases:
         F.grid_sample(image, expected, mode="nearest", padding_mode=padding_mode, align_corners=False).sum().backward()
         torch.testing.assert_close(grid.grad, expected.grad, atol=0, rtol=0)
         assert torch.count_nonzero(grid.grad) == 0
+
+    @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+    @pytest.mark.parametrize("size", [(1, 1), (1, 5), (4, 1)])
+    def test_reflection_on_a_one_pixel_axis_keeps_the_grid_in_the_graph(self, size, mode):
+        # align_corners=True and one pixel along an axis: every point reflects to 0 there; the grid
+        # still gets its (zero) gradient when only the grid requires grad, as with torch
+        image = torch.rand(2, 3, *size, dtype=torch.float64)
+        grid = torch.rand(2, 3, 4, 2, dtype=torch.float64) * 3 - 1.5
+        kw = dict(mode=mode, padding_mode="reflection", align_corners=True)
+        g1, g2 = grid.clone().requires_grad_(), grid.clone().requires_grad_()
+        (sampling.grid_sample(image, g1, **kw) ** 2).sum().backward()
+        (F.grid_sample(image, g2, **kw) ** 2).sum().backward()
+        torch.testing.assert_close(g1.grad, g2.grad, atol=1e-10, rtol=0)
