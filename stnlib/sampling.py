@@ -176,30 +176,34 @@ def _check_pixels(input: torch.Tensor, x_pix: torch.Tensor, y_pix: torch.Tensor)
 # the conventions that torch.func needs: forward without ctx, setup_context, and generate_vmap_rule,
 # so vmap can batch them (per-sample gradients, gradcheck's batched gradients). What the backward
 # needs from the forward is returned as extra, non-differentiable outputs (torch.func's way to save
-# intermediates); the public functions return only the sampled image. The backwards use only
-# out-of-place operations, so that vmap can batch them and autograd can differentiate them: with
+# intermediates); the public functions return only the sampled image. The backwards write only
+# into tensors they make from the incoming gradient (no ``out=``, nothing written into what the
+# forward saved), so that vmap can batch them and autograd can differentiate them: with
 # ``create_graph=True`` (a gradient penalty, double backward) each backward first recomputes what it
 # needs from its saved inputs with autograd on, and the gradient it returns is then differentiable.
 
 
-def _bilinear_forward(input: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
-    """Eq. 5 at pixel coordinates x, y (N, ...) of any memory layout; reads outside the image are 0.
+def _bilinear_forward(input: torch.Tensor, xy: torch.Tensor):
+    """Eq. 5 at the pixel coordinates ``xy`` (N, 2, P): x then y of P points; reads outside the image are 0.
 
-    Returns the output (N, C, P), P the number of points, and what the backward needs: the
-    values of the four corners v00, v01, v10, v11 (N, C, P each; v01 is column x0 + 1, row y0),
-    the weights wx1, wy1 of column x0 + 1 and row y0 + 1 (N, 1, P), and the flat index of corner
-    (x0, y0) in the framed image (N, 1, P). See :class:`BilinearSampleFunction`.
+    Returns the output (N, C, P) and what the backward needs: the values of the four corners
+    v00, v01, v10, v11 (N, C, P each; v01 is column x0 + 1, row y0), the weights of column
+    x0 + 1 and row y0 + 1 (N, 2, P), and the flat index of corner (x0, y0) in the framed image
+    (N, 1, P). See :class:`BilinearSampleFunction`.
     """
     n, c, height, width = input.shape
-    points = math.prod(x.shape[1:])
+    points = xy.shape[2]
     # Clamped into the frame, a point left of column -1 reads two frame columns (value 0,
     # slope 0), exactly as it should; +-inf go to the frame's far sides, NaN to its top left.
-    xc = x.reshape(n, 1, points).clamp(-2, width + 1).nan_to_num_(-2.0)
-    yc = y.reshape(n, 1, points).clamp(-2, height + 1).nan_to_num_(-2.0)
-    x0, y0 = torch.floor(xc), torch.floor(yc)
-    wx1, wy1 = xc.sub_(x0), yc.sub_(y0)  # (N, 1, P): the weights of column x0 + 1 and row y0 + 1
+    low = torch.tensor(-2.0, dtype=xy.dtype, device=xy.device)
+    high = torch.tensor([[width + 1.0], [height + 1.0]], dtype=xy.dtype, device=xy.device)
+    xy = torch.clamp(xy, low, high).nan_to_num_(-2.0)
+    corner = torch.floor(xy)
+    weights = xy.sub_(corner)  # (N, 2, P): the weights of column x0 + 1 and row y0 + 1
+    wx1, wy1 = weights[:, :1], weights[:, 1:]
+    corner = corner.long()
     stride = width + 5  # a row of the framed image: 2 frame columns left, 3 right
-    base = torch.add(x0.long(), y0.long(), alpha=stride).add_(2 * stride + 2)  # corner (x0, y0), framed
+    base = corner[:, 1:].mul_(stride).add_(corner[:, :1]).add_(2 * stride + 2)  # (N, 1, P): (x0, y0), framed
     framed = F.pad(input, (2, 3, 2, 3)).reshape(n, c, (height + 5) * stride)
     # The other three corners are one column right, one row down, or both: the same index into the
     # framed image shifted by 1, stride or stride + 1 reads them.
@@ -208,7 +212,7 @@ def _bilinear_forward(input: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
     v00, v01, v10, v11 = (framed[:, :, s : s + length].gather(2, index) for s in _corner_shifts(stride))
     # eq. 5 as two linear interpolations along x, then one along y
     out = torch.lerp(torch.lerp(v00, v01, wx1), torch.lerp(v10, v11, wx1), wy1)
-    return out, (v00, v01, v10, v11, wx1, wy1, base)
+    return out, (v00, v01, v10, v11, weights, base)
 
 
 def _corner_shifts(stride: int):
@@ -221,7 +225,8 @@ def _bilinear_backward(grad_out: torch.Tensor, saved, input_shape, needs_input: 
 
     ``grad_out``: (N, C, P) or any shape with N*C*P elements; ``saved``: from :func:`_bilinear_forward`.
     """
-    v00, v01, v10, v11, wx1, wy1, base = saved
+    v00, v01, v10, v11, weights, base = saved
+    wx1, wy1 = weights[:, :1], weights[:, 1:]
     n, c, height, width = input_shape
     points = base.shape[-1]
     g = grad_out.reshape(n, c, points)
@@ -238,10 +243,17 @@ def _bilinear_backward(grad_out: torch.Tensor, saved, input_shape, needs_input: 
             framed[:, :, s : s + length].scatter_add_(2, index, part)
         grad_input = framed.view(n, c, height + 5, stride)[:, :, 2 : height + 2, 2 : width + 2]
     if needs_xy:  # eq. 7: the slope along x, interpolated along y (and the other way round)
-        dv_dx = torch.lerp(v01 - v00, v11 - v10, wy1) * g
+        dv_dx = torch.lerp(v01 - v00, v11 - v10, wy1) * g  # (not mul_: g may be batched by vmap, the rest not)
         dv_dy = torch.lerp(v10 - v00, v11 - v01, wx1) * g
         grad_x, grad_y = (dv_dx[:, 0], dv_dy[:, 0]) if c == 1 else (dv_dx.sum(1), dv_dy.sum(1))
     return grad_input, grad_x, grad_y
+
+
+def _stacked(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x, y (N, ...) -> one (N, 2, P) tensor: x then y."""
+    n = x.shape[0]
+    points = math.prod(x.shape[1:])
+    return torch.stack((x.reshape(n, points), y.reshape(n, points)), dim=1)
 
 
 class BilinearSampleFunction(torch.autograd.Function):
@@ -257,11 +269,11 @@ class BilinearSampleFunction(torch.autograd.Function):
     sub-gradient; like torch we take the right-hand one (the floor-based split of the weights).
 
     How it is computed: the image gets a frame of zeros (2 pixels left and top, 3 right and
-    bottom) and the coordinates are clamped into it, so every corner can be read with a single
+    bottom) and the coordinates are clamped into it, so every corner can be read with a
     ``gather`` and no masks (a point clamped into the frame reads only zeros, so its value and
-    slope are 0, as they should be; so does a NaN coordinate); the backward is one ``scatter_add_``
-    into the framed image. The gradient is differentiable again (double backward, as torch's), and
-    ``torch.func.vmap`` can batch forward and backward.
+    slope are 0, as they should be; so does a NaN coordinate); the backward scatters into the
+    framed image with ``scatter_add_``. The gradient is differentiable again (double backward, as
+    torch's), and ``torch.func.vmap`` can batch forward and backward.
 
     Use it as ``BilinearSampleFunction.apply(input, x, y)``: input (N, C, H, W) with H, W >= 1;
     x, y (N, H_out, W_out) pixel coordinates, same dtype. Output: (N, C, H_out, W_out).
@@ -273,7 +285,7 @@ class BilinearSampleFunction(torch.autograd.Function):
     def forward(input, x, y):
         if is_blocked():
             raise RuntimeError("stnlib.sampling.BilinearSampleFunction is not available while an exercise is checked")
-        out, saved = _bilinear_forward(input, x, y)
+        out, saved = _bilinear_forward(input, _stacked(x, y))
         return (out.reshape(input.shape[0], input.shape[1], *x.shape[1:]), *saved)
 
     @staticmethod
@@ -289,7 +301,7 @@ class BilinearSampleFunction(torch.autograd.Function):
             return None, None, None
         input, x, y, *saved = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: recompute with autograd on (see the comment above)
-            saved = _bilinear_forward(input, x, y)[1]
+            saved = _bilinear_forward(input, _stacked(x, y))[1]
         needs = ctx.needs_input_grad
         grad_input, grad_x, grad_y = _bilinear_backward(grad_out, saved, input.shape, needs[0], needs[1] or needs[2])
         if grad_x is not None:
@@ -303,9 +315,15 @@ class BilinearSampleFunction(torch.autograd.Function):
         return super().apply(input, x, y)[0]
 
 
-def _unnormalised(grid: torch.Tensor, height: int, width: int, align_corners: bool):
-    """Pixel coordinates x, y (N, H_out, W_out) of the normalised points of ``grid`` (N, H_out, W_out, 2)."""
-    return unnormalise(grid[..., 0], width, align_corners), unnormalise(grid[..., 1], height, align_corners)
+def _unnormalised(grid: torch.Tensor, height: int, width: int, align_corners: bool) -> torch.Tensor:
+    """Pixel coordinates (N, 2, P), x then y, of the normalised points of ``grid`` (N, H_out, W_out, 2).
+
+    Any memory layout of the grid will do; the usual (N, H, W, 2) one costs one copy into x and y planes.
+    """
+    planes = grid.permute(0, 3, 1, 2).reshape(grid.shape[0], 2, grid.shape[1] * grid.shape[2])
+    # the sizes in the dtype torch computes in (float32 for float16 and bfloat16), so that W / 2 is exact
+    size = torch.tensor([[width], [height]], dtype=torch.promote_types(grid.dtype, torch.float32), device=grid.device)
+    return unnormalise(planes, size, align_corners)
 
 
 class _BilinearZerosGridSample(torch.autograd.Function):
@@ -324,7 +342,7 @@ class _BilinearZerosGridSample(torch.autograd.Function):
     def forward(input, grid, align_corners):
         if is_blocked():
             raise RuntimeError("stnlib.sampling.grid_sample is not available while an exercise is checked")
-        out, saved = _bilinear_forward(input, *_unnormalised(grid, *input.shape[2:], align_corners))
+        out, saved = _bilinear_forward(input, _unnormalised(grid, *input.shape[2:], align_corners))
         return (out.reshape(input.shape[0], input.shape[1], *grid.shape[1:3]), *saved)
 
     @staticmethod
@@ -342,7 +360,7 @@ class _BilinearZerosGridSample(torch.autograd.Function):
         input, grid, *saved = ctx.saved_tensors
         height, width = input.shape[2:]
         if torch.is_grad_enabled():  # create_graph=True: recompute with autograd on
-            saved = _bilinear_forward(input, *_unnormalised(grid, height, width, ctx.align_corners))[1]
+            saved = _bilinear_forward(input, _unnormalised(grid, height, width, ctx.align_corners))[1]
         needs = ctx.needs_input_grad
         grad_input, grad_x, grad_y = _bilinear_backward(grad_out, saved, input.shape, needs[0], needs[1])
         grad_grid = None
@@ -350,7 +368,7 @@ class _BilinearZerosGridSample(torch.autograd.Function):
             scale_x, scale_y = (width - 1) / 2, (height - 1) / 2
             if not ctx.align_corners:
                 scale_x, scale_y = width / 2, height / 2
-            grad_grid = torch.stack((grad_x * scale_x, grad_y * scale_y), dim=-1).reshape(grid.shape)
+            grad_grid = torch.stack((grad_x.mul_(scale_x), grad_y.mul_(scale_y)), dim=-1).reshape(grid.shape)
         return grad_input, grad_grid, None
 
 
