@@ -186,6 +186,7 @@ def _check_pixels(input: torch.Tensor, x_pix: torch.Tensor, y_pix: torch.Tensor)
 def _bilinear_forward(input: torch.Tensor, xy: torch.Tensor):
     """Eq. 5 at the pixel coordinates ``xy`` (N, 2, P): x then y of P points; reads outside the image are 0.
 
+    ``xy`` is overwritten: the callers pass a tensor of their own.
     Returns the output (N, C, P) and what the backward needs: the values of the four corners
     v00, v01, v10, v11 (N, C, P each; v01 is column x0 + 1, row y0), the weights of column
     x0 + 1 and row y0 + 1 (N, 2, P), and the flat index of corner (x0, y0) in the framed image
@@ -195,9 +196,12 @@ def _bilinear_forward(input: torch.Tensor, xy: torch.Tensor):
     points = xy.shape[2]
     # Clamped into the frame, a point left of column -1 reads two frame columns (value 0,
     # slope 0), exactly as it should; +-inf go to the frame's far sides, NaN to its top left.
-    low = torch.tensor(-2.0, dtype=xy.dtype, device=xy.device)
-    high = torch.tensor([[width + 1.0], [height + 1.0]], dtype=xy.dtype, device=xy.device)
-    xy = torch.clamp(xy, low, high).nan_to_num_(-2.0)
+    # (xy is the caller's own: in place. clamp_min_ and clamp_max_ by plane: faster than clamp with
+    # tensor bounds, and vmap batches them, which it does not clamp_)
+    xy = xy.clamp_min_(-2)
+    xy[:, 0].clamp_max_(width + 1)
+    xy[:, 1].clamp_max_(height + 1)
+    xy = xy.nan_to_num_(-2.0)
     corner = torch.floor(xy)
     weights = xy.sub_(corner)  # (N, 2, P): the weights of column x0 + 1 and row y0 + 1
     wx1, wy1 = weights[:, :1], weights[:, 1:]
@@ -221,7 +225,7 @@ def _corner_shifts(stride: int):
 
 
 def _bilinear_backward(grad_out: torch.Tensor, saved, input_shape, needs_input: bool, needs_xy: bool):
-    """Eqs. 6-7: gradients for the input (N, C, H, W) and for x and y (N, P), or None where not needed.
+    """Eqs. 6-7: gradients for the input (N, C, H, W) and for x and y (N, 2, P), or None where not needed.
 
     ``grad_out``: (N, C, P) or any shape with N*C*P elements; ``saved``: from :func:`_bilinear_forward`.
     """
@@ -230,7 +234,7 @@ def _bilinear_backward(grad_out: torch.Tensor, saved, input_shape, needs_input: 
     n, c, height, width = input_shape
     points = base.shape[-1]
     g = grad_out.reshape(n, c, points)
-    grad_input = grad_x = grad_y = None
+    grad_input = grad_xy = None
     if needs_input:  # eq. 6: each corner receives its bilinear weight, into the framed image
         stride = width + 5
         g1 = g * wy1  # row y0 + 1
@@ -243,10 +247,10 @@ def _bilinear_backward(grad_out: torch.Tensor, saved, input_shape, needs_input: 
             framed[:, :, s : s + length].scatter_add_(2, index, part)
         grad_input = framed.view(n, c, height + 5, stride)[:, :, 2 : height + 2, 2 : width + 2]
     if needs_xy:  # eq. 7: the slope along x, interpolated along y (and the other way round)
-        dv_dx = torch.lerp(v01 - v00, v11 - v10, wy1) * g  # (not mul_: g may be batched by vmap, the rest not)
-        dv_dy = torch.lerp(v10 - v00, v11 - v01, wx1) * g
-        grad_x, grad_y = (dv_dx[:, 0], dv_dy[:, 0]) if c == 1 else (dv_dx.sum(1), dv_dy.sum(1))
-    return grad_input, grad_x, grad_y
+        slopes = torch.stack((torch.lerp(v01 - v00, v11 - v10, wy1), torch.lerp(v10 - v00, v11 - v01, wx1)), dim=1)
+        dv = slopes * g.unsqueeze(1)  # (N, 2, C, P) (not mul_: vmap may batch g and not the rest)
+        grad_xy = dv[:, :, 0] if c == 1 else dv.sum(2)
+    return grad_input, grad_xy
 
 
 def _stacked(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -303,10 +307,10 @@ class BilinearSampleFunction(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph=True: recompute with autograd on (see the comment above)
             saved = _bilinear_forward(input, _stacked(x, y))[1]
         needs = ctx.needs_input_grad
-        grad_input, grad_x, grad_y = _bilinear_backward(grad_out, saved, input.shape, needs[0], needs[1] or needs[2])
-        if grad_x is not None:
-            grad_x, grad_y = grad_x.reshape(x.shape), grad_y.reshape(y.shape)
-        return grad_input, grad_x, grad_y
+        grad_input, grad_xy = _bilinear_backward(grad_out, saved, input.shape, needs[0], needs[1] or needs[2])
+        if grad_xy is None:
+            return grad_input, None, None
+        return grad_input, grad_xy[:, 0].reshape(x.shape), grad_xy[:, 1].reshape(y.shape)
 
     @classmethod
     def apply(cls, input: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -318,9 +322,10 @@ class BilinearSampleFunction(torch.autograd.Function):
 def _unnormalised(grid: torch.Tensor, height: int, width: int, align_corners: bool) -> torch.Tensor:
     """Pixel coordinates (N, 2, P), x then y, of the normalised points of ``grid`` (N, H_out, W_out, 2).
 
-    Any memory layout of the grid will do; the usual (N, H, W, 2) one costs one copy into x and y planes.
+    Any memory layout of the grid will do; the usual (N, H, W, 2) one costs one copy into contiguous
+    x and y planes, which every later step reads faster than the interleaved (x, y) pairs.
     """
-    planes = grid.permute(0, 3, 1, 2).reshape(grid.shape[0], 2, grid.shape[1] * grid.shape[2])
+    planes = grid.permute(0, 3, 1, 2).contiguous().view(grid.shape[0], 2, grid.shape[1] * grid.shape[2])
     # the sizes in the dtype torch computes in (float32 for float16 and bfloat16), so that W / 2 is exact
     size = torch.tensor([[width], [height]], dtype=torch.promote_types(grid.dtype, torch.float32), device=grid.device)
     return unnormalise(planes, size, align_corners)
@@ -362,13 +367,14 @@ class _BilinearZerosGridSample(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph=True: recompute with autograd on
             saved = _bilinear_forward(input, _unnormalised(grid, height, width, ctx.align_corners))[1]
         needs = ctx.needs_input_grad
-        grad_input, grad_x, grad_y = _bilinear_backward(grad_out, saved, input.shape, needs[0], needs[1])
+        grad_input, grad_xy = _bilinear_backward(grad_out, saved, input.shape, needs[0], needs[1])
         grad_grid = None
-        if needs[1]:  # d x_pix / d x = W/2 (or (W-1)/2), likewise for y: into the (x, y) pairs of the grid
-            scale_x, scale_y = (width - 1) / 2, (height - 1) / 2
-            if not ctx.align_corners:
-                scale_x, scale_y = width / 2, height / 2
-            grad_grid = torch.stack((grad_x.mul_(scale_x), grad_y.mul_(scale_y)), dim=-1).reshape(grid.shape)
+        if needs[1]:  # d x_pix / d x = W/2 (or (W-1)/2), likewise for y
+            grad_xy[:, 0].mul_((width - 1) / 2 if ctx.align_corners else width / 2)
+            grad_xy[:, 1].mul_((height - 1) / 2 if ctx.align_corners else height / 2)
+            # the x and y planes seen as (x, y) pairs, shaped like the grid (a view: whoever needs the
+            # pairs side by side in memory copies them, which costs less than stacking them here)
+            grad_grid = grad_xy.transpose(1, 2).view(grid.shape)
         return grad_input, grad_grid, None
 
 
