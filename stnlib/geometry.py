@@ -387,11 +387,8 @@ def pixel_centres_norm(n: int, *, align_corners: bool, dtype=None, device=None) 
 
 
 @reference
-def unnormalise(coord: torch.Tensor, size: int | torch.Tensor, align_corners: bool) -> torch.Tensor:
+def unnormalise(coord: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:
     """Normalised coordinates along an axis of ``size`` pixels -> pixel coordinates (any shape).
-
-    ``size`` is an int, or a tensor of sizes that broadcasts against ``coord`` (one per axis, as
-    the sampler uses it for x and y at once).
 
     ``align_corners=True``: x_pix = (x + 1) * ((size - 1) / 2); ``False``: x_pix = (x + 1) * (size / 2) - 0.5
     (the inverse of :func:`normalisation_matrix` along one axis). The same arithmetic, in the same

@@ -183,58 +183,48 @@ def _check_pixels(input: torch.Tensor, x_pix: torch.Tensor, y_pix: torch.Tensor)
 # needs from its saved inputs with autograd on, and the gradient it returns is then differentiable.
 
 
-def _bilinear_forward(input: torch.Tensor, xy: torch.Tensor):
-    """Eq. 5 at the pixel coordinates ``xy`` (N, 2, P): x then y of P points; reads outside the image are 0.
+def _bilinear_forward(input: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+    """Eq. 5 at pixel coordinates x, y (N, ...) of any memory layout; reads outside the image are 0.
 
-    ``xy`` is overwritten: the callers pass a tensor of their own.
-    Returns the output (N, C, P) and what the backward needs: the values of the four corners
-    v00, v01, v10, v11 (N, C, P each; v01 is column x0 + 1, row y0), the weights of column
-    x0 + 1 and row y0 + 1 (N, 2, P), and the flat index of corner (x0, y0) in the framed image
-    (N, 1, P). See :class:`BilinearSampleFunction`.
+    Returns the output (N, C, P), P the number of points, and what the backward needs: the
+    values of the four corners v00, v01, v10, v11 (N, C, P each; v01 is column x0 + 1, row y0),
+    the weights wx1, wy1 of column x0 + 1 and row y0 + 1 (N, 1, P), and the flat index of corner
+    (x0, y0) in the framed image (N, 1, P). See :class:`BilinearSampleFunction`.
     """
     n, c, height, width = input.shape
-    points = xy.shape[2]
+    points = math.prod(x.shape[1:])
     # Clamped into the frame, a point left of column -1 reads two frame columns (value 0,
     # slope 0), exactly as it should; +-inf go to the frame's far sides, NaN to its top left.
-    # (xy is the caller's own: in place. clamp_min_ and clamp_max_ by plane: faster than clamp with
-    # tensor bounds, and vmap batches them, which it does not clamp_)
-    xy = xy.clamp_min_(-2)
-    xy[:, 0].clamp_max_(width + 1)
-    xy[:, 1].clamp_max_(height + 1)
-    xy = xy.nan_to_num_(-2.0)
-    corner = torch.floor(xy)
-    weights = xy.sub_(corner)  # (N, 2, P): the weights of column x0 + 1 and row y0 + 1
-    wx1, wy1 = weights[:, :1], weights[:, 1:]
-    corner = corner.long()
+    xc = x.reshape(n, 1, points).clamp(-2, width + 1).nan_to_num_(-2.0)
+    yc = y.reshape(n, 1, points).clamp(-2, height + 1).nan_to_num_(-2.0)
+    x0, y0 = torch.floor(xc), torch.floor(yc)
+    wx1, wy1 = xc.sub_(x0), yc.sub_(y0)  # (N, 1, P): the weights of column x0 + 1 and row y0 + 1
     stride = width + 5  # a row of the framed image: 2 frame columns left, 3 right
-    base = corner[:, 1:].mul_(stride).add_(corner[:, :1]).add_(2 * stride + 2)  # (N, 1, P): (x0, y0), framed
+    base = torch.add(x0.long(), y0.long(), alpha=stride).add_(2 * stride + 2)  # corner (x0, y0), framed
     framed = F.pad(input, (2, 3, 2, 3)).reshape(n, c, (height + 5) * stride)
     # The other three corners are one column right, one row down, or both: the same index into the
     # framed image shifted by 1, stride or stride + 1 reads them.
     index = base.expand(n, c, points)
     length = framed.shape[2] - stride - 1
-    v00, v01, v10, v11 = (framed[:, :, s : s + length].gather(2, index) for s in _corner_shifts(stride))
+    v00 = framed[:, :, :length].gather(2, index)
+    v01 = framed[:, :, 1 : length + 1].gather(2, index)
+    v10 = framed[:, :, stride : stride + length].gather(2, index)
+    v11 = framed[:, :, stride + 1 : stride + 1 + length].gather(2, index)
     # eq. 5 as two linear interpolations along x, then one along y
     out = torch.lerp(torch.lerp(v00, v01, wx1), torch.lerp(v10, v11, wx1), wy1)
-    return out, (v00, v01, v10, v11, weights, base)
-
-
-def _corner_shifts(stride: int):
-    """Flat offsets of the corners (x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1) from (x0, y0)."""
-    return 0, 1, stride, stride + 1
+    return out, (v00, v01, v10, v11, wx1, wy1, base)
 
 
 def _bilinear_backward(grad_out: torch.Tensor, saved, input_shape, needs_input: bool, needs_xy: bool):
-    """Eqs. 6-7: gradients for the input (N, C, H, W) and for x and y (N, 2, P), or None where not needed.
+    """Eqs. 6-7: gradients for the input (N, C, H, W) and for x and y (N, P each), or None where not needed.
 
     ``grad_out``: (N, C, P) or any shape with N*C*P elements; ``saved``: from :func:`_bilinear_forward`.
     """
-    v00, v01, v10, v11, weights, base = saved
-    wx1, wy1 = weights[:, :1], weights[:, 1:]
+    v00, v01, v10, v11, wx1, wy1, base = saved
     n, c, height, width = input_shape
     points = base.shape[-1]
     g = grad_out.reshape(n, c, points)
-    grad_input = grad_xy = None
+    grad_input = grad_x = grad_y = None
     if needs_input:  # eq. 6: each corner receives its bilinear weight, into the framed image
         stride = width + 5
         g1 = g * wy1  # row y0 + 1
@@ -243,21 +233,16 @@ def _bilinear_backward(grad_out: torch.Tensor, saved, input_shape, needs_input: 
         framed = g.new_zeros(n, c, (height + 5) * stride)
         length = framed.shape[2] - stride - 1
         index = base.expand(n, c, points)
-        for s, part in zip(_corner_shifts(stride), (g0 - g01, g01, g1 - g11, g11)):
-            framed[:, :, s : s + length].scatter_add_(2, index, part)
+        framed[:, :, :length].scatter_add_(2, index, g0 - g01)
+        framed[:, :, 1 : length + 1].scatter_add_(2, index, g01)
+        framed[:, :, stride : stride + length].scatter_add_(2, index, g1 - g11)
+        framed[:, :, stride + 1 : stride + 1 + length].scatter_add_(2, index, g11)
         grad_input = framed.view(n, c, height + 5, stride)[:, :, 2 : height + 2, 2 : width + 2]
     if needs_xy:  # eq. 7: the slope along x, interpolated along y (and the other way round)
-        slopes = torch.stack((torch.lerp(v01 - v00, v11 - v10, wy1), torch.lerp(v10 - v00, v11 - v01, wx1)), dim=1)
-        dv = slopes * g.unsqueeze(1)  # (N, 2, C, P) (not mul_: vmap may batch g and not the rest)
-        grad_xy = dv[:, :, 0] if c == 1 else dv.sum(2)
-    return grad_input, grad_xy
-
-
-def _stacked(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """x, y (N, ...) -> one (N, 2, P) tensor: x then y."""
-    n = x.shape[0]
-    points = math.prod(x.shape[1:])
-    return torch.stack((x.reshape(n, points), y.reshape(n, points)), dim=1)
+        dv_dx = torch.lerp(v01 - v00, v11 - v10, wy1) * g  # (not mul_: vmap may batch g and not the rest)
+        dv_dy = torch.lerp(v10 - v00, v11 - v01, wx1) * g
+        grad_x, grad_y = (dv_dx[:, 0], dv_dy[:, 0]) if c == 1 else (dv_dx.sum(1), dv_dy.sum(1))
+    return grad_input, grad_x, grad_y
 
 
 class BilinearSampleFunction(torch.autograd.Function):
@@ -289,7 +274,7 @@ class BilinearSampleFunction(torch.autograd.Function):
     def forward(input, x, y):
         if is_blocked():
             raise RuntimeError("stnlib.sampling.BilinearSampleFunction is not available while an exercise is checked")
-        out, saved = _bilinear_forward(input, _stacked(x, y))
+        out, saved = _bilinear_forward(input, x, y)
         return (out.reshape(input.shape[0], input.shape[1], *x.shape[1:]), *saved)
 
     @staticmethod
@@ -305,12 +290,12 @@ class BilinearSampleFunction(torch.autograd.Function):
             return None, None, None
         input, x, y, *saved = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: recompute with autograd on (see the comment above)
-            saved = _bilinear_forward(input, _stacked(x, y))[1]
+            saved = _bilinear_forward(input, x, y)[1]
         needs = ctx.needs_input_grad
-        grad_input, grad_xy = _bilinear_backward(grad_out, saved, input.shape, needs[0], needs[1] or needs[2])
-        if grad_xy is None:
+        grad_input, grad_x, grad_y = _bilinear_backward(grad_out, saved, input.shape, needs[0], needs[1] or needs[2])
+        if grad_x is None:
             return grad_input, None, None
-        return grad_input, grad_xy[:, 0].reshape(x.shape), grad_xy[:, 1].reshape(y.shape)
+        return grad_input, grad_x.reshape(x.shape), grad_y.reshape(y.shape)
 
     @classmethod
     def apply(cls, input: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -319,26 +304,16 @@ class BilinearSampleFunction(torch.autograd.Function):
         return super().apply(input, x, y)[0]
 
 
-def _unnormalised(grid: torch.Tensor, height: int, width: int, align_corners: bool) -> torch.Tensor:
-    """Pixel coordinates (N, 2, P), x then y, of the normalised points of ``grid`` (N, H_out, W_out, 2).
-
-    Any memory layout of the grid will do; the usual (N, H, W, 2) one costs one copy into contiguous
-    x and y planes, which every later step reads faster than the interleaved (x, y) pairs.
-    """
-    planes = grid.permute(0, 3, 1, 2).contiguous().view(grid.shape[0], 2, grid.shape[1] * grid.shape[2])
-    # the sizes in the dtype torch computes in (float32 for float16 and bfloat16), so that W / 2 is exact
-    size = torch.tensor([[width], [height]], dtype=torch.promote_types(grid.dtype, torch.float32), device=grid.device)
-    return unnormalise(planes, size, align_corners)
-
-
 class _BilinearZerosGridSample(torch.autograd.Function):
     """``grid_sample(input, grid, "bilinear", "zeros", align_corners)`` as one autograd node.
 
     The same maths as :class:`BilinearSampleFunction`, with the unnormalisation of the grid done
     inside (without autograd) and its derivative, a constant (W/2 or (W-1)/2 for x), applied in
     the backward: the common case of a spatial transformer then makes fewer passes over memory.
+    (The first step of the unnormalisation reads the interleaved (x, y) pairs of the grid, of any
+    memory layout, and writes contiguous x and y planes; the backward writes the pairs back.)
 
-    Inputs: input (N, C, H, W); grid (N, H_out, W_out, 2), any memory layout. Output: (N, C, H_out, W_out).
+    Inputs: input (N, C, H, W); grid (N, H_out, W_out, 2). Output: (N, C, H_out, W_out).
     """
 
     generate_vmap_rule = True
@@ -347,7 +322,9 @@ class _BilinearZerosGridSample(torch.autograd.Function):
     def forward(input, grid, align_corners):
         if is_blocked():
             raise RuntimeError("stnlib.sampling.grid_sample is not available while an exercise is checked")
-        out, saved = _bilinear_forward(input, _unnormalised(grid, *input.shape[2:], align_corners))
+        height, width = input.shape[2:]
+        x, y = unnormalise(grid[..., 0], width, align_corners), unnormalise(grid[..., 1], height, align_corners)
+        out, saved = _bilinear_forward(input, x, y)
         return (out.reshape(input.shape[0], input.shape[1], *grid.shape[1:3]), *saved)
 
     @staticmethod
@@ -365,16 +342,17 @@ class _BilinearZerosGridSample(torch.autograd.Function):
         input, grid, *saved = ctx.saved_tensors
         height, width = input.shape[2:]
         if torch.is_grad_enabled():  # create_graph=True: recompute with autograd on
-            saved = _bilinear_forward(input, _unnormalised(grid, height, width, ctx.align_corners))[1]
+            x = unnormalise(grid[..., 0], width, ctx.align_corners)
+            y = unnormalise(grid[..., 1], height, ctx.align_corners)
+            saved = _bilinear_forward(input, x, y)[1]
         needs = ctx.needs_input_grad
-        grad_input, grad_xy = _bilinear_backward(grad_out, saved, input.shape, needs[0], needs[1])
+        grad_input, grad_x, grad_y = _bilinear_backward(grad_out, saved, input.shape, needs[0], needs[1])
         grad_grid = None
-        if needs[1]:  # d x_pix / d x = W/2 (or (W-1)/2), likewise for y
-            grad_xy[:, 0].mul_((width - 1) / 2 if ctx.align_corners else width / 2)
-            grad_xy[:, 1].mul_((height - 1) / 2 if ctx.align_corners else height / 2)
-            # the x and y planes seen as (x, y) pairs, shaped like the grid (a view: whoever needs the
-            # pairs side by side in memory copies them, which costs less than stacking them here)
-            grad_grid = grad_xy.transpose(1, 2).view(grid.shape)
+        if needs[1]:  # d x_pix / d x = W/2 (or (W-1)/2), likewise for y: into the (x, y) pairs of the grid
+            scale_x, scale_y = ((width - 1) / 2, (height - 1) / 2) if ctx.align_corners else (width / 2, height / 2)
+            grad_grid = grad_x.new_empty(grid.shape)
+            grad_grid[..., 0] = grad_x.mul_(scale_x).view(grid.shape[:3])
+            grad_grid[..., 1] = grad_y.mul_(scale_y).view(grid.shape[:3])
         return grad_input, grad_grid, None
 
 
@@ -504,11 +482,10 @@ def grid_sample(
     if mode == "bilinear" and padding_mode == "zeros":  # the spatial transformer's case, in one node
         return _BilinearZerosGridSample.apply(input, grid, align_corners)[0]
     height, width = input.shape[-2:]
-    # One copy gives contiguous x and y planes, which every later step reads faster than
-    # the interleaved (x, y) pairs of the grid.
-    grid_x, grid_y = grid.permute(3, 0, 1, 2).contiguous()
-    x = apply_padding(unnormalise(grid_x, width, align_corners), width, padding_mode, align_corners)
-    y = apply_padding(unnormalise(grid_y, height, align_corners), height, padding_mode, align_corners)
+    # (the first step of unnormalise reads the interleaved (x, y) pairs of the grid and writes
+    # contiguous x and y planes, which every later step reads faster)
+    x = apply_padding(unnormalise(grid[..., 0], width, align_corners), width, padding_mode, align_corners)
+    y = apply_padding(unnormalise(grid[..., 1], height, align_corners), height, padding_mode, align_corners)
     if mode == "nearest":
         return _NearestSample.apply(input, x, y)[0].reshape(input.shape[0], input.shape[1], *grid.shape[1:3])
     return BilinearSampleFunction.apply(input, x, y)
