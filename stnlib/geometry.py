@@ -390,12 +390,15 @@ def pixel_centres_norm(n: int, *, align_corners: bool, dtype=None, device=None) 
 def unnormalise(coord: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:
     """Normalised coordinates along an axis of ``size`` pixels -> pixel coordinates (any shape).
 
-    ``align_corners=True``: x_pix = (x + 1) / 2 * (size - 1); ``False``: x_pix = ((x + 1) * size - 1) / 2
+    ``align_corners=True``: x_pix = (x + 1) * ((size - 1) / 2); ``False``: x_pix = (x + 1) * (size / 2) - 0.5
     (the inverse of :func:`normalisation_matrix` along one axis). The same arithmetic, in the same
-    order, as torch's sampler kernel: a point that lands exactly on a pixel centre there must land
-    on it here too, or it falls on the other side of a kink of the bilinear weights. Works in
-    place on one fresh copy (``coord + 1``), which keeps the sampler's memory passes few; the
-    result is differentiable in ``coord``.
+    order, as torch's sampler kernels (some compute ((x + 1) * size - 1) / 2, which differs only by
+    exact factors of 2 and so rounds to the same number): a point that lands exactly on a pixel
+    centre there must land on it here too, or it falls on the other side of a kink of the bilinear
+    weights. (torch's CPU kernel may fuse the multiply and the subtraction into one rounding, as its
+    compiler allows; a float32 coordinate can then differ from ours in the last place.) Works in
+    place on one fresh copy (``coord + 1``), which keeps the sampler's memory passes few; the result
+    is differentiable in ``coord``.
 
     Example:
         >>> unnormalise(torch.tensor([-1.0, 0.0, 1.0]), 4, align_corners=False)
@@ -403,8 +406,8 @@ def unnormalise(coord: torch.Tensor, size: int, align_corners: bool) -> torch.Te
     """
     out = coord + 1
     if align_corners:
-        return out.div_(2).mul_(size - 1)
-    return out.mul_(size).sub_(1).div_(2)
+        return out.mul_((size - 1) / 2)
+    return out.mul_(size / 2).sub_(0.5)
 
 
 @reference

@@ -266,3 +266,153 @@ class TestBlocking:
         assert sampling.grid_sample(image, grid).shape == (1, 1, 1, 1)
         assert F.grid_sample(image, grid, align_corners=False).shape == (1, 1, 1, 1)
         assert geometry.rotation_matrix(30.0).shape == (3, 3)
+
+
+# --------------------------------------------------------------------------- edge cases of issue 18
+# Seven ways the sampler used to part from torch's; each test compares with torch (the oracle) or
+# with the error torch raises. The upstream-derived cases are in tests/test_sampling_upstream.py.
+MODE_PADDING = list(itertools.product(["bilinear", "nearest"], ["zeros", "border", "reflection"]))
+
+
+def _sample_and_grads(fn, image, grid, weights=None, **kw):
+    """Output and the gradients of (output * weights).sum() for image and grid, with ``fn`` a grid_sample."""
+    x, g = image.detach().requires_grad_(), grid.detach().requires_grad_()  # no copy: keeps the memory layout
+    out = fn(x, g, **kw)
+    w = torch.ones_like(out) if weights is None else weights
+    grad_x, grad_g = torch.autograd.grad((out * w).sum(), (x, g))
+    return out, grad_x, grad_g
+
+
+class TestEdgeCases:
+    @pytest.mark.parametrize("mode, padding_mode", MODE_PADDING)
+    @pytest.mark.parametrize("shape, grid_shape", [((0, 3, 4, 5), (0, 2, 3, 2)), ((2, 0, 4, 5), (2, 2, 3, 2))])
+    def test_empty_batch_or_channels_give_empty_results(self, shape, grid_shape, mode, padding_mode):
+        image, grid = torch.rand(shape, dtype=torch.float64), torch.rand(grid_shape, dtype=torch.float64) - 0.5
+        kw = dict(mode=mode, padding_mode=padding_mode, align_corners=False)
+        expected = _sample_and_grads(F.grid_sample, image, grid, **kw)
+        got = _sample_and_grads(sampling.grid_sample, image, grid, **kw)
+        for a, b in zip(got, expected):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b)
+
+    @pytest.mark.parametrize("mode, padding_mode", MODE_PADDING)
+    @pytest.mark.parametrize("layout", ["transposed", "flow field", "every other"])
+    def test_any_grid_layout(self, layout, mode, padding_mode):
+        g = torch.Generator().manual_seed(11)
+        image = torch.randn(2, 3, 5, 6, dtype=torch.float64, generator=g)
+        if layout == "transposed":  # a (N, W, H, 2) tensor seen as (N, H, W, 2)
+            grid = (1.3 * torch.randn(2, 7, 4, 2, dtype=torch.float64, generator=g)).transpose(1, 2)
+        elif layout == "flow field":  # (N, 2, H, W), as a network outputs it, permuted to (N, H, W, 2)
+            grid = (1.3 * torch.randn(2, 2, 4, 7, dtype=torch.float64, generator=g)).permute(0, 2, 3, 1)
+        else:  # a strided slice
+            grid = (1.3 * torch.randn(2, 8, 14, 2, dtype=torch.float64, generator=g))[:, ::2, ::2]
+        assert not grid.is_contiguous()
+        kw = dict(mode=mode, padding_mode=padding_mode, align_corners=False)
+        weights = torch.randn(2, 3, 4, 7, dtype=torch.float64, generator=g)
+        expected = _sample_and_grads(F.grid_sample, image, grid, weights, **kw)
+        got = _sample_and_grads(sampling.grid_sample, image, grid, weights, **kw)
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+    @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+    @pytest.mark.parametrize("align_corners", [False, True])
+    def test_nearest_with_nan_and_inf_grid(self, padding_mode, align_corners):
+        nan, inf = float("nan"), float("inf")
+        image = torch.arange(1.0, 10.0, dtype=torch.float64).reshape(1, 1, 3, 3)
+        points = [(nan, 0.0), (0.0, nan), (nan, nan), (inf, 0.0), (-inf, 0.5), (0.0, inf), (0.2, -inf), (1e20, 0.0)]
+        grid = torch.tensor(points, dtype=torch.float64).reshape(1, 1, -1, 2)
+        kw = dict(mode="nearest", padding_mode=padding_mode, align_corners=align_corners)
+        expected = _sample_and_grads(F.grid_sample, image, grid, **kw)
+        got = _sample_and_grads(sampling.grid_sample, image, grid, **kw)
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+    @pytest.mark.parametrize("mode, padding_mode", MODE_PADDING)
+    @pytest.mark.parametrize("shape", [(1, 1, 0, 4), (2, 3, 5, 0), (1, 2, 0, 0)])
+    def test_zero_size_image_is_rejected_like_torch(self, shape, mode, padding_mode):
+        image, grid = torch.zeros(shape), torch.zeros(shape[0], 2, 2, 2)
+        kw = dict(mode=mode, padding_mode=padding_mode, align_corners=False)
+        with pytest.raises(RuntimeError, match="non-empty spatial dimensions"):
+            F.grid_sample(image, grid, **kw)
+        with pytest.raises(
+            ValueError,
+            match=r"input must have non-empty spatial dimensions.*got shape \(" + r", ".join(map(str, shape)),
+        ):
+            sampling.grid_sample(image, grid, **kw)
+
+    @pytest.mark.parametrize("mode, padding_mode", MODE_PADDING)
+    def test_double_backward_matches_torch(self, mode, padding_mode):
+        # A penalty on the gradient (as in a gradient-penalty loss) must reach image and grid.
+        g = torch.Generator().manual_seed(12)
+        image = torch.randn(2, 2, 4, 5, dtype=torch.float64, generator=g)
+        grid = 2.4 * torch.rand(2, 3, 3, 2, dtype=torch.float64, generator=g) - 1.2
+        weights = torch.randn(2, 2, 3, 3, dtype=torch.float64, generator=g)
+        kw = dict(mode=mode, padding_mode=padding_mode, align_corners=False)
+        results = []
+        for fn in (F.grid_sample, sampling.grid_sample):
+            x, gr = image.clone().requires_grad_(), grid.clone().requires_grad_()
+            grad_x, grad_g = torch.autograd.grad((fn(x, gr, **kw) * weights).sum(), (x, gr), create_graph=True)
+            penalty = (
+                (grad_x**2).sum() + (grad_g**2).sum() + (grad_x.sum((2, 3)) * grad_g.sum((1, 2, 3))[:, None]).sum()
+            )
+            if not penalty.requires_grad:  # nearest: the gradient does not depend on image or grid
+                results.append((torch.zeros_like(x), torch.zeros_like(gr)))
+                continue
+            results.append(torch.autograd.grad(penalty, (x, gr), allow_unused=True, materialize_grads=True))
+        for a, b in zip(results[1], results[0]):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+    @pytest.mark.parametrize("mode, padding_mode", MODE_PADDING)
+    def test_gradgradcheck(self, mode, padding_mode):
+        g = torch.Generator().manual_seed(13)
+        image = torch.randn(1, 2, 3, 4, dtype=torch.float64, generator=g, requires_grad=True)
+        grid = (2.2 * torch.rand(1, 2, 3, 2, dtype=torch.float64, generator=g) - 1.1).requires_grad_()
+        fn = lambda x, gr: sampling.grid_sample(x, gr, mode=mode, padding_mode=padding_mode)  # noqa: E731
+        assert torch.autograd.gradgradcheck(fn, (image, grid))
+
+    @pytest.mark.parametrize("mode, padding_mode", MODE_PADDING)
+    def test_batched_gradients(self, mode, padding_mode):
+        g = torch.Generator().manual_seed(14)
+        image = torch.randn(2, 2, 3, 4, dtype=torch.float64, generator=g, requires_grad=True)
+        grid = (2.2 * torch.rand(2, 3, 2, 2, dtype=torch.float64, generator=g) - 1.1).requires_grad_()
+        fn = lambda x, gr: sampling.grid_sample(x, gr, mode=mode, padding_mode=padding_mode)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (image, grid), check_batched_grad=True)
+
+    @pytest.mark.parametrize("mode, padding_mode", MODE_PADDING)
+    def test_vmap_over_per_sample_gradients(self, mode, padding_mode):
+        # torch.func.vmap(torch.func.grad(...)): per-sample gradients of image and grid
+        g = torch.Generator().manual_seed(15)
+        images = torch.randn(3, 2, 4, 5, dtype=torch.float64, generator=g)
+        grids = 2.2 * torch.rand(3, 3, 2, 2, dtype=torch.float64, generator=g) - 1.1
+        kw = dict(mode=mode, padding_mode=padding_mode, align_corners=False)
+
+        def per_sample(fn):
+            loss = lambda x, gr: (fn(x[None], gr[None], **kw) ** 2).sum()  # noqa: E731
+            return torch.func.vmap(torch.func.grad(loss, argnums=(0, 1)))(images, grids)
+
+        for a, b in zip(per_sample(sampling.grid_sample), per_sample(F.grid_sample)):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+    @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+    def test_nearest_grid_gradient_is_zero_like_torch(self, padding_mode):
+        image = torch.rand(1, 1, 4, 4)
+        grid = (torch.rand(1, 3, 3, 2) * 2.4 - 1.2).requires_grad_()
+        # only the grid requires grad: backward() must work, and give zeros
+        sampling.grid_sample(image, grid, mode="nearest", padding_mode=padding_mode).sum().backward()
+        expected = grid.detach().clone().requires_grad_()
+        F.grid_sample(image, expected, mode="nearest", padding_mode=padding_mode, align_corners=False).sum().backward()
+        torch.testing.assert_close(grid.grad, expected.grad, atol=0, rtol=0)
+        assert torch.count_nonzero(grid.grad) == 0
+
+    @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+    @pytest.mark.parametrize("size", [(1, 1), (1, 5), (4, 1)])
+    def test_reflection_on_a_one_pixel_axis_keeps_the_grid_in_the_graph(self, size, mode):
+        # align_corners=True and one pixel along an axis: every point reflects to 0 there; the grid
+        # still gets its (zero) gradient when only the grid requires grad, as with torch
+        image = torch.rand(2, 3, *size, dtype=torch.float64)
+        grid = torch.rand(2, 3, 4, 2, dtype=torch.float64) * 3 - 1.5
+        kw = dict(mode=mode, padding_mode="reflection", align_corners=True)
+        g1, g2 = grid.clone().requires_grad_(), grid.clone().requires_grad_()
+        (sampling.grid_sample(image, g1, **kw) ** 2).sum().backward()
+        (F.grid_sample(image, g2, **kw) ** 2).sum().backward()
+        torch.testing.assert_close(g1.grad, g2.grad, atol=1e-10, rtol=0)
