@@ -285,6 +285,36 @@ class TestTraining:
         metrics = train.train(train.model_for(cnn, train_set), train_set, test_set, cnn, progress=False, verbose=False)
         assert metrics["undo"] is None
 
+    def test_label_smoothing(self, tiny):
+        """Label smoothing changes the training loss from the first step on."""
+        plain = _run(tiny, train.get_recipe(epochs=1))[1]["history"][0]
+        smoothed = _run(tiny, train.get_recipe(epochs=1, label_smoothing=0.1))[1]["history"][0]
+        assert smoothed["train_loss"] > plain["train_loss"]  # smoothed targets cannot be fitted to a loss of 0
+
+    def test_weight_average(self, tiny, monkeypatch):
+        """ema_decay: training follows the same path (the raw weights); the model ends with their average."""
+        recipe = train.get_recipe(epochs=2, batch_size=64)
+        model_raw, raw = _run(tiny, recipe)
+        model_avg, averaged = _run(tiny, dataclasses.replace(recipe, ema_decay=0.9))
+        assert [h["train_loss"] for h in averaged["history"]] == [h["train_loss"] for h in raw["history"]]
+        assert any(not torch.equal(a, b) for a, b in zip(model_raw.parameters(), model_avg.parameters()))
+        # the average computed by hand along the raw run's path, after every optimiser step
+        torch.manual_seed(0)
+        model = train.model_for(recipe, tiny[0])
+        average = [p.detach().clone() for p in model.parameters()]
+        step = torch.optim.Adam.step
+
+        def step_and_average(optimizer, *args, **kwargs):
+            out = step(optimizer, *args, **kwargs)
+            for mine, theirs in zip(average, model.parameters()):
+                mine.mul_(0.9).add_(theirs.detach(), alpha=0.1)
+            return out
+
+        monkeypatch.setattr(torch.optim.Adam, "step", step_and_average)
+        train.train(model, *tiny, recipe, seed=0, device="cpu", progress=False, verbose=False)
+        for mine, theirs in zip(average, model_avg.parameters()):
+            torch.testing.assert_close(theirs, mine, rtol=1e-4, atol=1e-6)
+
     def test_new_recipe_fields_are_checked(self):
         with pytest.raises(ValueError, match="classifier must be one of"):
             train.Recipe(classifier="resnet")
@@ -294,6 +324,10 @@ class TestTraining:
             train.Recipe(curriculum_epochs=-1)
         with pytest.raises(ValueError, match="loc_channels must be two positive ints"):
             train.Recipe(loc_channels=(8,))
+        with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\); got 1.0"):
+            train.Recipe(ema_decay=1.0)
+        with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\); got -0.1"):
+            train.Recipe(label_smoothing=-0.1)
 
     def test_evaluate(self, tiny):
         model = models.CNNClassifier((28, 28))
@@ -557,14 +591,40 @@ class TestRotationBenchmark:
             ]
         )
         printed = capsys.readouterr().out
-        assert "curriculum seed 0: error" in printed and "rot. slope" in printed
+        assert "curriculum seed 0, 1 thread(s): error" in printed and "rot. slope" in printed
         stored = json.loads(out.read_text())
         assert [r["name"] for r in stored["rows"]] == ["default", "curriculum"]
         row = stored["rows"][1]
         assert row["runs"][0]["seed"] == 0 and row["rotation_slope"] is not None and 0 <= row["test_error"] <= 1
-        assert result["settings"]["limit"] == 64
+        assert row["runs"][0]["threads"] == 1 and row["runs"][0]["load_start"] is not None
+        assert result["settings"]["limit"] == 64 and result["settings"]["threads"] == [1]
         merged = rotation_bench.main(["--merge", str(out), "--out", str(tmp_path / "m.json")])
         assert [r["name"] for r in merged["rows"]] == ["default", "curriculum"]
+
+    def test_threads_and_merge_of_runs(self, rotation_bench, tmp_path, capsys):
+        """--threads 1 2 runs every seed with each; --merge joins the runs of one row from two files."""
+        small = ["--only", "curriculum", "--epochs-scale", "0.125", "--limit", "32"]
+        one, two = tmp_path / "a.json", tmp_path / "b.json"
+        rotation_bench.main([*small, "--seeds", "0", "1", "--threads", "1", "2", "--out", str(one)])
+        rotation_bench.main([*small, "--seeds", "1", "2", "--out", str(two)])
+        row = json.loads(one.read_text())["rows"][0]
+        assert [(r["seed"], r["threads"]) for r in row["runs"]] == [(0, 1), (1, 1), (0, 2), (1, 2)]
+        assert set(row["by_threads"]) == {"1", "2"} and row["by_threads"]["2"]["seeds"] == [0, 1]
+        slopes = [r["rotation_slope"] for r in row["runs"] if r["threads"] == 1]
+        assert row["by_threads"]["1"]["rotation_slope"]["min"] == min(slopes)
+        assert row["by_threads"]["1"]["rotation_slope"]["max"] == max(slopes)
+        merged = rotation_bench.main(["--merge", str(one), str(two), "--out", str(tmp_path / "m.json")])
+        runs = merged["rows"][0]["runs"]
+        assert [(r["seed"], r["threads"]) for r in runs] == [(0, 1), (0, 2), (1, 1), (1, 2), (2, 1)]
+        assert merged["rows"][0]["by_threads"]["1"]["n"] == 3 and len(merged["parts"]) == 2
+        assert "bar: rotation slope >= 0.8" in capsys.readouterr().out
+
+    def test_bar(self, rotation_bench):
+        meets = rotation_bench.meets_bar
+        assert meets({"rotation_slope": 0.8, "angle_residual_median": 15.0})
+        assert not meets({"rotation_slope": 0.79, "angle_residual_median": 10.0})
+        assert not meets({"rotation_slope": 0.9, "angle_residual_median": 15.1})
+        assert not meets({"rotation_slope": None, "angle_residual_median": None})
 
 
 @pytest.fixture(scope="module")
