@@ -44,8 +44,10 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from stnlib import data, train, undo
+from stnlib.models import params_to_theta
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
@@ -246,32 +248,8 @@ VARIANTS = {
     ),
 }
 
-#: Rows whose settings are relative to the named ``upright`` recipe (added after it exists).
-UPRIGHT_VARIANTS = {
-    "upright": ("upright", "the upright recipe", "upright", {}),
-    "upright-curriculum-27": (
-        "upright",
-        "upright, curriculum over 27 of 36 epochs",
-        "upright",
-        {"curriculum_epochs": 27},
-    ),
-    "upright-curriculum-36": (
-        "upright",
-        "upright, curriculum over all 36 epochs",
-        "upright",
-        {"curriculum_epochs": 36},
-    ),
-    "upright-loc-lr-x2": ("upright", "upright, localisation rate x2", "upright", {"loc_lr_mult": 2.0}),
-    "upright-48-curriculum-36": (
-        "upright",
-        "upright, 48 epochs, curriculum over 36",
-        "upright",
-        {"epochs": 48, "curriculum_epochs": 36},
-    ),
-}
-
-
-#: The first ``upright`` recipe (seeds 0-2 meet the bar, seed 3 does not), as changes of the default.
+#: The first ``upright`` recipe (seeds 0-2 met the bar, seeds 3 and 4 do not), as changes of the default:
+#: the named recipe without label smoothing.
 UPRIGHT_V1 = {
     "transform": "similarity",
     "curriculum_epochs": 18,
@@ -281,16 +259,43 @@ UPRIGHT_V1 = {
     "loc_hidden": 64,
 }
 
+#: The named ``upright`` recipe, and the variants tried around its first version (``UPRIGHT_V1``).
+UPRIGHT_VARIANTS = {
+    "upright": ("upright", "the upright recipe", "upright", {}),
+    "upright-curriculum-27": (
+        "upright",
+        "upright v1, curriculum over 27 of 36 epochs",
+        "default",
+        {**UPRIGHT_V1, "curriculum_epochs": 27},
+    ),
+    "upright-curriculum-36": (
+        "upright",
+        "upright v1, curriculum over all 36 epochs",
+        "default",
+        {**UPRIGHT_V1, "curriculum_epochs": 36},
+    ),
+    "upright-loc-lr-x2": ("upright", "upright v1, localisation rate x2", "default", {**UPRIGHT_V1, "loc_lr_mult": 2.0}),
+    "upright-48-curriculum-36": (
+        "upright",
+        "upright v1, 48 epochs, curriculum over 36",
+        "default",
+        {**UPRIGHT_V1, "epochs": 48, "curriculum_epochs": 36},
+    ),
+}
+
 
 def _v1(what: str, **change) -> tuple:
     """A row of the search for an upright recipe that holds on every seed: ``UPRIGHT_V1`` and one change."""
     return ("seeds", "upright v1, " + what, "default", {**UPRIGHT_V1, **change})
 
 
-#: Around the first upright recipe, one change at a time, screened on its hardest seeds (3, then 4).
+#: Around the first upright recipe, one change at a time, screened on its hardest seeds (3 and 4).
+#: Label smoothing 0.1 (the row ``upright``) is the change that made the recipe hold on seeds 0-9.
 SEARCH_VARIANTS = {
+    "upright-v1": ("seeds", "the first upright recipe: upright without label smoothing", "default", dict(UPRIGHT_V1)),
     "v1-ema": _v1("a moving average of the weights (decay 0.998)", ema_decay=0.998),
-    "v1-label-smoothing": _v1("label smoothing 0.1", label_smoothing=0.1),
+    "v1-label-smoothing-0.05": _v1("label smoothing 0.05", label_smoothing=0.05),
+    "v1-label-smoothing-0.2": _v1("label smoothing 0.2", label_smoothing=0.2),
     "v1-48-curriculum-24": _v1("48 epochs, curriculum over 24", epochs=48, curriculum_epochs=24),
     "v1-curriculum-24": _v1("curriculum over 24 of 36 epochs", curriculum_epochs=24),
     "v1-loc-lr-x0.5": _v1("localisation rate x0.5", loc_lr_mult=0.5),
@@ -326,6 +331,7 @@ def run_one(name: str, seed: int, epochs_scale: float, limit: int | None, thread
     metrics = train.train(model, train_set, test_set, recipe, seed=seed, device="cpu", progress=False, verbose=False)
     undo = metrics["undo"] or {}
     edge = edge_stats(model, test_set)
+    gradient = angle_gradient_stats(model, train_set.redraw(train.redraw_seed(0, seed, recipe.epochs + 1)), recipe)
     return {
         "seed": seed,
         "threads": threads,
@@ -334,6 +340,7 @@ def run_one(name: str, seed: int, epochs_scale: float, limit: int | None, thread
         "rotation_corr": undo.get("rotation_corr"),
         "angle_residual_median": undo.get("angle_residual_median"),
         **edge,
+        **gradient,
         "wall_time_s": metrics["wall_time_s"],
         "cpu_time_s": metrics["cpu_time_s"],
         "load_start": load_start,
@@ -365,6 +372,46 @@ def edge_stats(model, test_set) -> dict:
     return {
         "edge_residual_median": float(difference.abs().median()),
         "edge_under_rotation": float((-difference * ideal[edge].sign()).mean()),
+    }
+
+
+#: A digit whose loss changes by less than this per radian of its angle hardly moves the transformer.
+SMALL_GRADIENT = 1e-3
+
+
+def angle_and_logits(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A similarity STN's forward pass, opened at its parameters: (N, 4) (angle, scale, tx, ty), requiring
+    grad, and the (N, classes) logits computed from them (equal to ``model(x)``)."""
+    transformer = model.transformer
+    with torch.no_grad():
+        params = transformer.fc_loc(transformer.localization(model.norm(x)).flatten(1))
+    params.requires_grad_(True)
+    warped = model.norm(transformer.sample(x, params_to_theta(params, "similarity")))
+    return params, model.classifier(warped)
+
+
+def angle_gradient_stats(model, draw, recipe) -> dict:
+    """How strongly the training loss still pulls on the angle at the end of training (similarity only).
+
+    For each digit of ``draw`` (a fresh draw of the training digits, not trained on), the gradient of
+    its training loss (with the recipe's label smoothing) with respect to the angle the transformer
+    predicts: ``angle_gradient_median`` (per radian) and ``angle_gradient_small``, the share of
+    digits below :data:`SMALL_GRADIENT`. A classifier that is certain of a digit (a loss near 0 that
+    hardly changes with a small turn) passes back almost no gradient. Both None unless the model is a one-look similarity transformer
+    that normalises after warping.
+    """
+    transformer = getattr(model, "transformer", None)
+    one_look = getattr(model, "iterations", 1) == 1 and getattr(model, "normalise", "after") == "after"
+    if transformer is None or transformer.transform != "similarity" or not one_look:
+        return {"angle_gradient_median": None, "angle_gradient_small": None}
+    model.eval()
+    params, logits = angle_and_logits(model, data.to_float(draw.images))
+    loss = F.cross_entropy(logits, draw.labels, reduction="sum", label_smoothing=recipe.label_smoothing)
+    (gradient,) = torch.autograd.grad(loss, params)
+    angle = gradient[:, 0].abs()
+    return {
+        "angle_gradient_median": float(angle.median()),
+        "angle_gradient_small": float((angle < SMALL_GRADIENT).double().mean()),
     }
 
 

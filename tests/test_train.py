@@ -81,6 +81,23 @@ class TestRecipes:
         with pytest.raises(ValueError, match="loc_downsample must be positive; got 0"):
             train.get_recipe(loc_downsample=0)
 
+    def test_upright_recipe(self):
+        """The default with a rotation curriculum over half of 36 epochs, the similarity transform, a wider
+        localisation network at the full rate, and label smoothing; everything else is the default's."""
+        r, d = train.RECIPES["upright"], train.RECIPES["default"]
+        assert (r.transform, r.epochs, r.curriculum_epochs) == ("similarity", 36, 18)
+        assert (r.loc_lr_mult, r.loc_channels, r.loc_hidden, r.label_smoothing) == (1.0, (64, 64), 64, 0.1)
+        changed = {k for k, v in dataclasses.asdict(r).items() if v != dataclasses.asdict(d)[k]}
+        assert changed == {
+            "transform",
+            "epochs",
+            "curriculum_epochs",
+            "loc_lr_mult",
+            "loc_channels",
+            "loc_hidden",
+            "label_smoothing",
+        }
+
     def test_default_recipe(self):
         r = train.RECIPES["default"]
         assert (r.model, r.optimizer, r.schedule, r.loc_lr_mult, r.batch_size) == ("stn", "adam", "onecycle", 0.3, 64)
@@ -435,6 +452,17 @@ class TestCommandLine:
         assert recipe["curriculum_epochs"] == 1 and recipe["loc_coords"] is True
         assert list(recipe["loc_channels"]) == [8, 8] and recipe["loc_hidden"] == 16
 
+    def test_upright_recipe_runs(self, tmp_path, capsys):
+        """--recipe upright trains its recipe (here cut to 2 epochs: the curriculum has only begun) and prints the undo line."""
+        argv = ["--recipe", "upright", "--distortion", "r", "--epochs", "2", "--limit", "64"]
+        metrics = train.main([*argv, "--out", str(tmp_path / "u.pt"), "--no-progress"])
+        recipe = metrics["recipe"]
+        assert (recipe["transform"], recipe["label_smoothing"], recipe["curriculum_epochs"]) == ("similarity", 0.1, 18)
+        assert [h["rotation_range"] for h in metrics["history"]] == pytest.approx([1 / 18, 2 / 18])
+        assert "recipe upright" in capsys.readouterr().out and metrics["undo"]["rotation_slope"] is not None
+        recipe = train.main([*argv, "--label-smoothing", "0", "--ema-decay", "0.99", "--out", str(tmp_path / "v.pt")])
+        assert (recipe["recipe"]["label_smoothing"], recipe["recipe"]["ema_decay"]) == (0.0, 0.99)
+
     def test_loc_init_option(self, tmp_path):
         argv = [
             "--distortion",
@@ -572,6 +600,9 @@ class TestRotationBenchmark:
                     changed,
                 )
         assert rows["upright"][2:] == ("upright", {})
+        _, _, base, change = rows["upright-v1"]
+        v1 = train.get_recipe(base, **change)
+        assert dataclasses.replace(v1, label_smoothing=0.1) == train.RECIPES["upright"]  # v1: upright without it
 
     def test_smoke_run(self, rotation_bench, tmp_path, capsys):
         out = tmp_path / "rot.json"
@@ -618,6 +649,22 @@ class TestRotationBenchmark:
         assert [(r["seed"], r["threads"]) for r in runs] == [(0, 1), (0, 2), (1, 1), (1, 2), (2, 1)]
         assert merged["rows"][0]["by_threads"]["1"]["n"] == 3 and len(merged["parts"]) == 2
         assert "bar: rotation slope >= 0.8" in capsys.readouterr().out
+
+    def test_angle_gradient(self, rotation_bench):
+        """The forward pass opened at the angle is the model's own; the gradient is measured for similarity STNs only."""
+        train_set, _ = data.load_datasets("mnist", "r", seed=0, limit=32)
+        recipe = train.get_recipe("upright")
+        torch.manual_seed(0)
+        model = train.model_for(recipe, train_set).eval()
+        x = data.to_float(train_set.images)
+        params, logits = rotation_bench.angle_and_logits(model, x)
+        torch.testing.assert_close(logits, model(x))
+        torch.testing.assert_close(models.similarity_theta(params.detach()), model.theta(x))
+        stats = rotation_bench.angle_gradient_stats(model, train_set, recipe)
+        assert stats["angle_gradient_median"] > 0 and 0 <= stats["angle_gradient_small"] <= 1
+        default = train.get_recipe()
+        affine = rotation_bench.angle_gradient_stats(train.model_for(default, train_set), train_set, default)
+        assert affine == {"angle_gradient_median": None, "angle_gradient_small": None}
 
     def test_bar(self, rotation_bench):
         meets = rotation_bench.meets_bar
