@@ -81,6 +81,23 @@ class TestRecipes:
         with pytest.raises(ValueError, match="loc_downsample must be positive; got 0"):
             train.get_recipe(loc_downsample=0)
 
+    def test_upright_recipe(self):
+        """The default with a rotation curriculum over half of 36 epochs, the similarity transform, a wider
+        localisation network at the full rate, and label smoothing; everything else is the default's."""
+        r, d = train.RECIPES["upright"], train.RECIPES["default"]
+        assert (r.transform, r.epochs, r.curriculum_epochs) == ("similarity", 36, 18)
+        assert (r.loc_lr_mult, r.loc_channels, r.loc_hidden, r.label_smoothing) == (1.0, (64, 64), 64, 0.1)
+        changed = {k for k, v in dataclasses.asdict(r).items() if v != dataclasses.asdict(d)[k]}
+        assert changed == {
+            "transform",
+            "epochs",
+            "curriculum_epochs",
+            "loc_lr_mult",
+            "loc_channels",
+            "loc_hidden",
+            "label_smoothing",
+        }
+
     def test_default_recipe(self):
         r = train.RECIPES["default"]
         assert (r.model, r.optimizer, r.schedule, r.loc_lr_mult, r.batch_size) == ("stn", "adam", "onecycle", 0.3, 64)
@@ -285,6 +302,36 @@ class TestTraining:
         metrics = train.train(train.model_for(cnn, train_set), train_set, test_set, cnn, progress=False, verbose=False)
         assert metrics["undo"] is None
 
+    def test_label_smoothing(self, tiny):
+        """Label smoothing changes the training loss from the first step on."""
+        plain = _run(tiny, train.get_recipe(epochs=1))[1]["history"][0]
+        smoothed = _run(tiny, train.get_recipe(epochs=1, label_smoothing=0.1))[1]["history"][0]
+        assert smoothed["train_loss"] > plain["train_loss"]  # smoothed targets cannot be fitted to a loss of 0
+
+    def test_weight_average(self, tiny, monkeypatch):
+        """ema_decay: training follows the same path (the raw weights); the model ends with their average."""
+        recipe = train.get_recipe(epochs=2, batch_size=64)
+        model_raw, raw = _run(tiny, recipe)
+        model_avg, averaged = _run(tiny, dataclasses.replace(recipe, ema_decay=0.9))
+        assert [h["train_loss"] for h in averaged["history"]] == [h["train_loss"] for h in raw["history"]]
+        assert any(not torch.equal(a, b) for a, b in zip(model_raw.parameters(), model_avg.parameters()))
+        # the average computed by hand along the raw run's path, after every optimiser step
+        torch.manual_seed(0)
+        model = train.model_for(recipe, tiny[0])
+        average = [p.detach().clone() for p in model.parameters()]
+        step = torch.optim.Adam.step
+
+        def step_and_average(optimizer, *args, **kwargs):
+            out = step(optimizer, *args, **kwargs)
+            for mine, theirs in zip(average, model.parameters()):
+                mine.mul_(0.9).add_(theirs.detach(), alpha=0.1)
+            return out
+
+        monkeypatch.setattr(torch.optim.Adam, "step", step_and_average)
+        train.train(model, *tiny, recipe, seed=0, device="cpu", progress=False, verbose=False)
+        for mine, theirs in zip(average, model_avg.parameters()):
+            torch.testing.assert_close(theirs, mine, rtol=1e-4, atol=1e-6)
+
     def test_new_recipe_fields_are_checked(self):
         with pytest.raises(ValueError, match="classifier must be one of"):
             train.Recipe(classifier="resnet")
@@ -294,6 +341,10 @@ class TestTraining:
             train.Recipe(curriculum_epochs=-1)
         with pytest.raises(ValueError, match="loc_channels must be two positive ints"):
             train.Recipe(loc_channels=(8,))
+        with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\); got 1.0"):
+            train.Recipe(ema_decay=1.0)
+        with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\); got -0.1"):
+            train.Recipe(label_smoothing=-0.1)
 
     def test_evaluate(self, tiny):
         model = models.CNNClassifier((28, 28))
@@ -400,6 +451,17 @@ class TestCommandLine:
         assert (recipe["transform"], recipe["iterations"], recipe["classifier"]) == ("similarity", 2, "tiny-cnn")
         assert recipe["curriculum_epochs"] == 1 and recipe["loc_coords"] is True
         assert list(recipe["loc_channels"]) == [8, 8] and recipe["loc_hidden"] == 16
+
+    def test_upright_recipe_runs(self, tmp_path, capsys):
+        """--recipe upright trains its recipe (here cut to 2 epochs: the curriculum has only begun) and prints the undo line."""
+        argv = ["--recipe", "upright", "--distortion", "r", "--epochs", "2", "--limit", "64"]
+        metrics = train.main([*argv, "--out", str(tmp_path / "u.pt"), "--no-progress"])
+        recipe = metrics["recipe"]
+        assert (recipe["transform"], recipe["label_smoothing"], recipe["curriculum_epochs"]) == ("similarity", 0.1, 18)
+        assert [h["rotation_range"] for h in metrics["history"]] == pytest.approx([1 / 18, 2 / 18])
+        assert "recipe upright" in capsys.readouterr().out and metrics["undo"]["rotation_slope"] is not None
+        recipe = train.main([*argv, "--label-smoothing", "0", "--ema-decay", "0.99", "--out", str(tmp_path / "v.pt")])
+        assert (recipe["recipe"]["label_smoothing"], recipe["recipe"]["ema_decay"]) == (0.0, 0.99)
 
     def test_loc_init_option(self, tmp_path):
         argv = [
@@ -538,6 +600,9 @@ class TestRotationBenchmark:
                     changed,
                 )
         assert rows["upright"][2:] == ("upright", {})
+        _, _, base, change = rows["upright-v1"]
+        v1 = train.get_recipe(base, **change)
+        assert dataclasses.replace(v1, label_smoothing=0.1) == train.RECIPES["upright"]  # v1: upright without it
 
     def test_smoke_run(self, rotation_bench, tmp_path, capsys):
         out = tmp_path / "rot.json"
@@ -557,14 +622,56 @@ class TestRotationBenchmark:
             ]
         )
         printed = capsys.readouterr().out
-        assert "curriculum seed 0: error" in printed and "rot. slope" in printed
+        assert "curriculum seed 0, 1 thread(s): error" in printed and "rot. slope" in printed
         stored = json.loads(out.read_text())
         assert [r["name"] for r in stored["rows"]] == ["default", "curriculum"]
         row = stored["rows"][1]
         assert row["runs"][0]["seed"] == 0 and row["rotation_slope"] is not None and 0 <= row["test_error"] <= 1
-        assert result["settings"]["limit"] == 64
+        assert row["runs"][0]["threads"] == 1 and row["runs"][0]["load_start"] is not None
+        assert result["settings"]["limit"] == 64 and result["settings"]["threads"] == [1]
         merged = rotation_bench.main(["--merge", str(out), "--out", str(tmp_path / "m.json")])
         assert [r["name"] for r in merged["rows"]] == ["default", "curriculum"]
+
+    def test_threads_and_merge_of_runs(self, rotation_bench, tmp_path, capsys):
+        """--threads 1 2 runs every seed with each; --merge joins the runs of one row from two files."""
+        small = ["--only", "curriculum", "--epochs-scale", "0.125", "--limit", "32"]
+        one, two = tmp_path / "a.json", tmp_path / "b.json"
+        rotation_bench.main([*small, "--seeds", "0", "1", "--threads", "1", "2", "--out", str(one)])
+        rotation_bench.main([*small, "--seeds", "1", "2", "--out", str(two)])
+        row = json.loads(one.read_text())["rows"][0]
+        assert [(r["seed"], r["threads"]) for r in row["runs"]] == [(0, 1), (1, 1), (0, 2), (1, 2)]
+        assert set(row["by_threads"]) == {"1", "2"} and row["by_threads"]["2"]["seeds"] == [0, 1]
+        slopes = [r["rotation_slope"] for r in row["runs"] if r["threads"] == 1]
+        assert row["by_threads"]["1"]["rotation_slope"]["min"] == min(slopes)
+        assert row["by_threads"]["1"]["rotation_slope"]["max"] == max(slopes)
+        merged = rotation_bench.main(["--merge", str(one), str(two), "--out", str(tmp_path / "m.json")])
+        runs = merged["rows"][0]["runs"]
+        assert [(r["seed"], r["threads"]) for r in runs] == [(0, 1), (0, 2), (1, 1), (1, 2), (2, 1)]
+        assert merged["rows"][0]["by_threads"]["1"]["n"] == 3 and len(merged["parts"]) == 2
+        assert "bar: rotation slope >= 0.8" in capsys.readouterr().out
+
+    def test_angle_gradient(self, rotation_bench):
+        """The forward pass opened at the angle is the model's own; the gradient is measured for similarity STNs only."""
+        train_set, _ = data.load_datasets("mnist", "r", seed=0, limit=32)
+        recipe = train.get_recipe("upright")
+        torch.manual_seed(0)
+        model = train.model_for(recipe, train_set).eval()
+        x = data.to_float(train_set.images)
+        params, logits = rotation_bench.angle_and_logits(model, x)
+        torch.testing.assert_close(logits, model(x))
+        torch.testing.assert_close(models.similarity_theta(params.detach()), model.theta(x))
+        stats = rotation_bench.angle_gradient_stats(model, train_set, recipe)
+        assert stats["angle_gradient_median"] > 0 and 0 <= stats["angle_gradient_small"] <= 1
+        default = train.get_recipe()
+        affine = rotation_bench.angle_gradient_stats(train.model_for(default, train_set), train_set, default)
+        assert affine == {"angle_gradient_median": None, "angle_gradient_small": None}
+
+    def test_bar(self, rotation_bench):
+        meets = rotation_bench.meets_bar
+        assert meets({"rotation_slope": 0.8, "angle_residual_median": 15.0})
+        assert not meets({"rotation_slope": 0.79, "angle_residual_median": 10.0})
+        assert not meets({"rotation_slope": 0.9, "angle_residual_median": 15.1})
+        assert not meets({"rotation_slope": None, "angle_residual_median": None})
 
 
 @pytest.fixture(scope="module")
