@@ -17,7 +17,8 @@ and after each run::
 
 Timings need a machine that is otherwise idle (apart from ``--busy``): the script warns when the load
 average was already above what it started itself. Results (with the machine and the load averages)
-go to ``--out`` when given; nothing is written by default.
+go to ``--out`` when given, the executed notebooks (the numbers each run printed) to ``--save``;
+nothing is written by default.
 """
 
 from __future__ import annotations
@@ -85,8 +86,12 @@ def _load() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
-def run_notebook(path: Path, threads: int, *, fast: bool, timeout: float) -> dict:
-    """Execute ``path`` once, first-run style, with ``threads`` torch threads; its wall time and load averages."""
+def run_notebook(path: Path, threads: int, *, fast: bool, timeout: float, save: Path | None = None) -> dict:
+    """Execute ``path`` once, first-run style, with ``threads`` torch threads; its wall time and load averages.
+
+    With ``save``, the executed notebook (its outputs: the numbers the run printed) is written into that folder
+    as ``<name>-<threads>thr.ipynb``, also when a cell failed.
+    """
     nb = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory(prefix="stn-notebook-times-") as artifacts:
         env = {"STN_ARTIFACTS_DIR": artifacts, "STN_THREADS": str(threads)}
@@ -105,6 +110,9 @@ def run_notebook(path: Path, threads: int, *, fast: bool, timeout: float) -> dic
             client.execute()
         finally:
             wall = time.perf_counter() - start
+            if save is not None:
+                save.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, save / f"{path.stem}-{threads}thr.ipynb")
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -128,6 +136,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--fast", action="store_true", help="fast mode (STN_FAST=1) instead of the full mode")
     parser.add_argument("--timeout", type=float, default=3600, help="per-cell timeout in seconds")
     parser.add_argument("--out", help="write the results JSON here")
+    parser.add_argument("--save", help="write the executed notebooks (with their outputs) into this folder")
     args = parser.parse_args(argv)
     if any(t < 1 for t in args.threads) or args.busy < 0:
         parser.error("--threads must be positive and --busy at least 0")
@@ -145,7 +154,8 @@ def main(argv=None) -> dict:
     with Busy(args.busy):
         for path in paths:
             for threads in args.threads:
-                row = run_notebook(path, threads, fast=args.fast, timeout=args.timeout)
+                save = Path(args.save) if args.save else None
+                row = run_notebook(path, threads, fast=args.fast, timeout=args.timeout, save=save)
                 rows.append(row)
                 print(
                     f"  {row['notebook']}, {threads} thread(s): {row['wall_time_s']:.0f} s "

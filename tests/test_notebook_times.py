@@ -45,7 +45,9 @@ def test_a_run_sees_its_settings(tmp_path, capsys):
     )
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), probe)
     out = tmp_path / "times.json"
-    result = notebook_times.main(["--notebooks", str(probe), "--threads", "1", "2", "--busy", "1", "--out", str(out)])
+    argv = ["--notebooks", str(probe), "--threads", "1", "2", "--busy", "1", "--out", str(out), "--save", str(tmp_path)]
+    result = notebook_times.main(argv)
+    assert (tmp_path / "probe-2thr.ipynb").is_file() and (tmp_path / "probe-1thr.ipynb").is_file()
     seen = [json.loads(line) for line in record.read_text().splitlines()]
     assert [s[0] for s in seen] == [1, 2]  # the thread count reached torch in the kernel
     assert all(s[1] is None for s in seen)  # full mode
