@@ -66,10 +66,10 @@ def offline_mode() -> bool:
 
 
 #: The torch threads of the training notebooks when ``STN_THREADS`` is not set. One thread: the course's
-#: models are small (batches of 64 images of 28x28 to 60x60), so a second thread gains little on an idle
-#: machine, while on a busy one (a laptop doing other work, a JupyterHub server shared by several
-#: students) threads that wait for each other make a run several times slower (measured with
-#: ``benchmarks/notebook_times.py``).
+#: models are small (batches of 64 images of 28x28 to 60x60), so a second thread has little to share,
+#: while on a busy machine (a laptop doing other work, a JupyterHub server shared by several students)
+#: threads that wait for each other collapse: on 2 cores with 4 busy processes, notebook 06's first eight
+#: models trained 13.5 times slower on two threads than on one (``benchmarks/notebook_times.py``).
 DEFAULT_THREADS = 1
 
 
