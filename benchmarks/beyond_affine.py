@@ -83,7 +83,7 @@ def _undo_summary(undo: dict | None) -> str:
         return "-"
     if "transformers" in undo:
         return "; ".join(
-            f"T{i + 1}->ch{t['channel'] + 1} shift {t['shift_slope']:.2f}" for i, t in enumerate(undo["transformers"])
+            f"T{i}->ch{t['channel']} shift {t['shift_slope']:.2f}" for i, t in enumerate(undo["transformers"])
         )
     parts = [(key.split("_")[0], undo.get(key)) for key in ("shift_slope", "scale_slope", "rotation_slope")]
     return ", ".join(f"{what} {value:.2f}" for what, value in parts if value is not None) or "-"

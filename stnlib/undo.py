@@ -27,7 +27,8 @@ transformer that is not affine (projective, thin-plate spline) is measured by it
 MNIST addition (notebook 07) has a ground truth per channel, and a model may have several
 transformers: :func:`attention_stats` compares every transformer with every channel and reports,
 for each transformer, the channel whose shift it undoes best; the printed line says it follows
-that channel only when it undoes at least half of the shift (``FOLLOWS``).
+that channel only when it undoes at least half of the shift (``FOLLOWS``). Transformers and
+channels are counted from 0, as the tensors index them.
 
 Convention:
     theta is ``src_norm_trans_dst_norm`` with ``align_corners=False``; a rotation angle is that
@@ -261,22 +262,25 @@ def format_undo(stats: dict | None) -> str:
         ...              "angle_residual_median": 6.04})
         'undo: rotation slope 0.93, scale slope n/a, shift slope n/a, median angle residual 6.0 deg'
         >>> format_undo({"transformers": [{"channel": 1, "shift_slope": 0.9, "scale_slope": 0.8, "rotation_slope": None}]})
-        'undo: transformer 1 follows channel 2 (shift slope 0.90, scale slope 0.80, rotation slope n/a)'
+        'undo: transformer 0 follows channel 1 (shift slope 0.90, scale slope 0.80, rotation slope n/a)'
         >>> format_undo({"transformers": [{"channel": 0, "shift_slope": 0.02, "scale_slope": 0.0, "rotation_slope": None}]})
-        'undo: transformer 1 follows no channel; closest: channel 1 (shift slope 0.02, scale slope 0.00, rotation slope n/a)'
+        'undo: transformer 0 follows no channel; closest: channel 0 (shift slope 0.02, scale slope 0.00, rotation slope n/a)'
+
+    Transformers and channels are counted from 0, as the tensors index them (``model.transformers[t]``, the
+    input's channel ``x[:, c]``, :func:`attention_stats`' ``"channel"``), in the course's text as well.
     """
     if stats is None:
         return "undo: n/a (no transformer, or no affine ground truth for this distortion)"
     if "transformers" in stats:  # see attention_stats
         parts = []
-        for t, one in enumerate(stats["transformers"], start=1):
+        for t, one in enumerate(stats["transformers"]):
             slopes = ", ".join(
                 f"{name} slope {'n/a' if one.get(key) is None else format(one[key], '.2f')}"
                 for name, key in (("shift", "shift_slope"), ("scale", "scale_slope"), ("rotation", "rotation_slope"))
             )
             follows = one.get("shift_slope") is not None and one["shift_slope"] >= FOLLOWS
             what = "follows" if follows else "follows no channel; closest:"
-            parts.append(f"transformer {t} {what} channel {one['channel'] + 1} ({slopes})")
+            parts.append(f"transformer {t} {what} channel {one['channel']} ({slopes})")
         return "undo: " + "; ".join(parts)
 
     def number(key, digits=2):

@@ -5,7 +5,8 @@ and exports grades, and we check each score in the gradebook:
 
 - ``full``: the instructor's solution -> full marks;
 - ``blank``: the untouched release -> 0;
-- ``partial``: every other exercise solved -> exactly the points of those exercises;
+- ``partial``: every other exercise solved, the rest answered wrongly (``return None``) -> exactly the
+  points of the solved exercises, and feedback that shows each failed check's message (not the checks' code);
 - ``adversarial``: an infinite loop in exercise 1, a syntax error in exercise 2, exercise 3
   unsolved with its test cells edited to pass, exercise 4 solved with its test cells deleted,
   the rest solved, and a cell printing megabytes -> 0 on exercises 1-3, full marks on the rest
@@ -184,6 +185,8 @@ def make_submission(name: str, release_nb: Path, source_nb: Path, exs: list[Exer
     elif name == "partial":
         for e in exs[::2]:
             solve(e)
+        for e in exs[1::2]:  # wrong answers: their checks fail with CheckFailed, not NotImplementedError
+            answers[e.answer_id].source = with_body(src_answers[e.answer_id].source, "return None")
     elif name == "adversarial":
         loop, syntax, edited = exs[:3]
         deleted = exs[3] if len(exs) > 3 else None
@@ -362,6 +365,17 @@ def test_feedback_html_for_every_student(course, assignment):
         files = list((course["roots"][assignment] / "feedback" / student / assignment).glob("*.html"))
         assert files, f"no feedback for {student} on {assignment}"
         assert all(f.stat().st_size > 1000 for f in files)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_shows_the_message_of_a_failed_check(course, assignment):
+    """A failed check scores 0 (test_scores_in_gradebook) and its feedback shows the check's message, without
+    the traceback through stnlib's checks: CheckFailed for a wrong answer, one line for an unsolved stub."""
+    for student, message in (("partial", "CheckFailed"), ("blank", "is not written yet")):
+        folder = course["roots"][assignment] / "feedback" / student / assignment
+        html = "".join(f.read_text() for f in folder.glob("*.html"))
+        assert message in html, f"{student} on {assignment}: no {message!r} in the feedback"
+        assert "stnlib/checks/" not in html and "call_learner" not in html, f"{student} on {assignment}"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

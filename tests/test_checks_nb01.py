@@ -214,6 +214,12 @@ def test_invert_forgetting_a_inverse_on_shift_fails():
     _fails(nb01.grade_invert_affine_by_hand_round_trip, minus_t, "should be the identity")
 
 
+def test_invert_float32_result_fails_the_first_check():
+    """A float32 inverse of a float64 matrix: the first check after the exercise has a float64 case."""
+    as_float32 = _closed_form(lambda a: torch.linalg.inv(a.float()), lambda a_inv, t: -(a_inv @ t.float()))
+    _fails(nb01.check_invert_affine_by_hand, as_float32, r"in float64 \(the inverse too\).*max \|diff\|")
+
+
 def test_invert_whole_matrix_with_linalg_is_refused():
     # looked up when called, as a learner's code would (an alias taken earlier is not caught)
     for whole in (lambda m: torch.linalg.inv(m), lambda m: torch.inverse(m), lambda m: m.inverse()):

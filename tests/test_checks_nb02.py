@@ -389,7 +389,9 @@ def test_affine_grid_by_hand_float32_base():
     def float32_base(theta, size, align_corners=False):
         return _grid(theta, size, align_corners, base_dtype=torch.float32)
 
-    nb02.check_affine_grid_by_hand(float32_base)  # float32 only: passes
+    # the visible check has a float64 case: the learner sees the mistake before the grader does
+    with pytest.raises(CheckFailed, match=r"(?s)torch.float64.*Hint: the dtype is right but .* float32-accurate"):
+        nb02.check_affine_grid_by_hand(float32_base)
     with pytest.raises(CheckFailed, match="float32-accurate"):
         nb02.check_affine_grid_by_hand_autograd(float32_base)
     with pytest.raises(CheckFailed, match="float32-accurate"):

@@ -336,6 +336,19 @@ def test_pad_coords_zeros_must_not_clamp():
         nb03.check_pad_coords(fn, "border")
 
 
+def test_pad_coords_without_a_mode_checks_both(capsys):
+    """check_pad_coords(fn) (as the demo's yours_or_reference calls it) checks border and reflection."""
+    nb03.check_pad_coords(lambda c, s, m, a: _pad(c, s, m, a))
+    assert capsys.readouterr().out.count("OK: pad_coords") == 2
+
+    def border_only(coord_pix, size, padding_mode, align_corners):
+        return _pad(coord_pix, size, "border" if padding_mode != "zeros" else "zeros", align_corners)
+
+    nb03.check_pad_coords(border_only, "border")
+    with pytest.raises(CheckFailed, match="reflection"):
+        nb03.check_pad_coords(border_only)
+
+
 def test_pad_coords_rejects_unknown_mode():
     with pytest.raises(ValueError, match="padding_mode must be"):
         nb03.check_pad_coords(lambda *a: a[0], "zeros")

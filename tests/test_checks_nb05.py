@@ -335,6 +335,17 @@ def test_stn_forward_cut_gradients_fail_the_gradient_check(fn):
         nb05.grade_stn_forward_gradients(fn)
 
 
+def test_stn_forward_float32_fails_the_first_check():
+    """x cast to float32 (a float32 warp of a float64 batch): the values check has a float64 case."""
+
+    def forward_float32(x, localization, fc_loc, *, affine_grid_fn, grid_sample_fn, loc_input=None):
+        theta = fc_loc(localization(x if loc_input is None else loc_input).flatten(1)).view(-1, 2, 3)
+        return grid_sample_fn(x.float(), affine_grid_fn(theta.float(), x.shape)), theta
+
+    with pytest.raises(CheckFailed, match=r"stn_forward on x \(2, 1, 9, 12\) float64"):
+        nb05.check_stn_forward(forward_float32)
+
+
 def test_stn_forward_delegating_to_torch_fails():
     def delegate(x, localization, fc_loc, *, affine_grid_fn, grid_sample_fn, loc_input=None):
         theta = fc_loc(localization(x if loc_input is None else loc_input).flatten(1)).view(-1, 2, 3)

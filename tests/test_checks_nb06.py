@@ -110,6 +110,24 @@ def test_per_class_error_mistakes(mistake):
         nb06.check_per_class_error(fn)
 
 
+def test_per_class_error_float32_marks_fail_visibly():
+    """.float() on the marks makes a float32 result for float64 logits: the visible check has float64 logits and
+    names the dtype with a hint; the grader checks the dtype too."""
+
+    def float_marks(logits, labels, num_classes):
+        wrong = (logits.argmax(1) != labels).float()
+        return (
+            torch.bincount(labels, weights=wrong, minlength=num_classes)
+            / torch.bincount(labels, minlength=num_classes).float()
+        )
+
+    match = r"float64 logits: expected dtype torch.float64 \(that of logits\), got torch.float32\n  Hint: .*to\(logits.dtype\)"
+    with pytest.raises(CheckFailed, match=match):
+        nb06.check_per_class_error(float_marks)
+    with pytest.raises(CheckFailed, match=r"expected dtype torch.float64"):
+        nb06.grade_per_class_error(float_marks)
+
+
 def test_per_class_error_index_is_the_class():
     """With a class missing in the middle, the index in the message is still the class (not a position among
     the classes that have samples)."""
@@ -244,6 +262,18 @@ def test_residual_float32_result_fails_visibly():
         nb06.check_residual_transform(zeros_filled)
 
 
+def test_rotation_float32_result_fails_the_first_check():
+    """The angle computed in float32: the scaled-rotation check (the first one after the exercise) has a float64
+    case and says so, before the hidden tests do."""
+
+    def float32_angle(t):
+        t = t.float()
+        return torch.rad2deg(torch.atan2(t[:, 1, 0] - t[:, 0, 1], t[:, 0, 0] + t[:, 1, 1]))
+
+    with pytest.raises(CheckFailed, match=r"in float64 .*expected dtype torch.float64 \(that of theta\)"):
+        nb06.check_rotation_from_theta(float32_angle)
+
+
 def test_rotation_and_difference_dtype_named():
     def rotation_float32(t):
         return torch.rad2deg(torch.atan2(t[:, 1, 0] - t[:, 0, 1], t[:, 0, 0] + t[:, 1, 1])).float()
@@ -290,15 +320,45 @@ def test_angle_difference_mistakes(mistake):
         nb06.check_angle_difference_deg(fn)
 
 
-def test_angle_difference_via_atan2_passes():
-    """The sin/cos route (range (-180, 180]) is accepted: the checks stay away from the seam."""
+def _via_atan2(a, b):
+    rad = torch.deg2rad(a - b)
+    return torch.rad2deg(torch.atan2(torch.sin(rad), torch.cos(rad)))
 
-    def via_atan2(a, b):
-        rad = torch.deg2rad(a - b)
-        return torch.rad2deg(torch.atan2(torch.sin(rad), torch.cos(rad)))
 
-    nb06.check_angle_difference_deg(via_atan2)
-    nb06.grade_angle_difference_deg(via_atan2)
+SEAM_MISTAKES = {
+    "atan2 of sine and cosine": _via_atan2,
+    "wrapped the other way round, into (-180, 180]": lambda a, b: -(torch.remainder(b - a + 180.0, 360.0) - 180.0),
+    "180 - remainder(180 - d, 360)": lambda a, b: 180.0 - torch.remainder(180.0 - (a - b), 360.0),
+}
+
+
+@pytest.mark.parametrize("fn", SEAM_MISTAKES.values(), ids=SEAM_MISTAKES.keys())
+def test_angle_difference_plus_180_fails_visibly_at_the_seam(fn):
+    """Answers in (-180, 180] instead of [-180, 180) agree everywhere but at the seam: the visible check has the seam
+    (float32 and float64) and says what is wrong; the grader rejects them too."""
+    seam = (
+        r"(?s)on the seam, float(32|64).*expected -180 at index.*got 180.*Hint: \[-180, 180\) holds -180 and not \+180"
+    )
+    with pytest.raises(CheckFailed, match=seam):
+        nb06.check_angle_difference_deg(fn)
+    with pytest.raises(CheckFailed, match=r"(?s)the seam.*Hint: \[-180, 180\) holds -180"):
+        nb06.grade_angle_difference_deg(fn)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_angle_difference_seam_in_each_dtype(dtype):
+    """atan2 rounds the seam to +180 or -180 depending on the dtype and the sign of a - b: each dtype's case alone
+    catches it (float32 deg2rad(-180) is a little below -pi, float64's a little above)."""
+    with pytest.raises(CheckFailed, match="Hint: \\[-180, 180\\) holds -180"):
+        nb06._seam_case(_via_atan2, dtype, 1e-4 if dtype == torch.float32 else 1e-9)
+    nb06._seam_case(nb06.angle_difference_deg_reference.__wrapped__, dtype, 0.0)
+
+
+def test_angle_difference_oracle_at_the_seam_by_hand():
+    # Provenance: 180 - 0, -180 - 0, 540 - 0 and 0 - 180 all wrap to -180 in [-180, 180); 179 - 0 stays 179.
+    a = torch.tensor([180.0, -180.0, 540.0, 0.0, 179.0], dtype=torch.float64)
+    b = torch.tensor([0.0, 0.0, 0.0, 180.0, 0.0], dtype=torch.float64)
+    assert nb06._difference_oracle(a, b).tolist() == [-180.0, -180.0, -180.0, -180.0, pytest.approx(179.0)]
 
 
 def test_angle_difference_broadcast_is_checked_visibly():

@@ -97,8 +97,12 @@ def test_kernel_mistakes_get_their_hint(wrong, message):
         nb07.check_tps_kernel(wrong)
 
 
-def test_kernel_dtype_is_caught_by_the_grader(ns):
-    nb07.check_tps_kernel(kernel_float32_only)  # the visible check runs in float32
+def test_kernel_float32_fails_visibly(ns):
+    """The docstring promises r2's dtype: the visible check has a float64 case, so a .float() is seen before the
+    grader takes the points."""
+    match = r"float64, shape \(1, 5\)\): expected dtype torch.float64 \(r2's\), got torch.float32\n  Hint: "
+    with pytest.raises(CheckFailed, match=match):
+        nb07.check_tps_kernel(kernel_float32_only)
     with pytest.raises(CheckFailed, match=r"expected dtype torch.float64 \(r2's\), got torch.float32"):
         nb07.grade_tps_kernel(kernel_float32_only)
 
@@ -131,9 +135,10 @@ def test_system_mistakes_get_their_hint(wrong, message):
         nb07.check_tps_system(wrong)
 
 
-def test_system_dtype_is_caught_by_the_grader():
+def test_system_float32_fails_visibly():
     wrong = lambda c: _system(c, dtype=torch.float32)  # noqa: E731
-    nb07.check_tps_system(wrong)
+    with pytest.raises(CheckFailed, match=r"(?s)in float64.*create the ones and zeros with dtype=control_xy.dtype"):
+        nb07.check_tps_system(wrong)
     with pytest.raises(CheckFailed, match="create the ones and zeros with dtype=control_xy.dtype"):
         nb07.grade_tps_system(wrong)
 
@@ -163,11 +168,25 @@ def test_grid_mistakes_get_their_hint(ns, transform, message):
         nb07.check_tps_grid(_grid_with(ns, transform))
 
 
-def test_grid_float32_only_is_caught_by_the_grader(ns):
+def test_grid_float32_only_fails_visibly(ns):
     wrong = _grid_with(ns, lambda f, o, c, s, a: f(o.float(), c.float(), s, a))
-    nb07.check_tps_grid(wrong)
+    match = r"in float64, .*expected dtype torch.float64 \(offsets'\), got torch.float32\n  Hint: "
+    with pytest.raises(CheckFailed, match=match):
+        nb07.check_tps_grid(wrong)
     with pytest.raises(CheckFailed, match=r"expected dtype torch.float64 \(offsets'\), got torch.float32"):
         nb07.grade_tps_grid(wrong)
+
+
+def test_grid_float32_points_fail_visibly(ns):
+    """Output points made without dtype= (float32 by default) in a float64 grid: the values are only float32-accurate,
+    which the float64 case of the visible check sees."""
+
+    def float32_points(offsets, control_xy, size, align_corners=False):
+        grid = ns["tps_grid_by_hand"](offsets.float(), control_xy.float(), size, align_corners)
+        return grid.to(offsets.dtype)
+
+    with pytest.raises(CheckFailed, match=r"in float64, .*max \|diff\|"):
+        nb07.check_tps_grid(float32_points)
 
 
 def test_each_exercise_is_graded_on_its_own(ns):

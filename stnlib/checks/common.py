@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
+import traceback
+from pathlib import Path
 from unittest import mock
 
 import torch
@@ -27,8 +30,73 @@ __all__ = [
 ]
 
 
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # stnlib/
+_TORCH_DIR = Path(torch.__file__).resolve().parent
+_RED, _RESET = "\x1b[0;31m", "\x1b[0m"
+
+
+def _where(filename: str) -> str:
+    """A frame's file as IPython names it ("Cell In[3]") when it is a notebook cell, else the path."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        named = shell.compile.format_code_name(filename) if shell is not None else None
+    except Exception:  # noqa: BLE001 - outside IPython, or another IPython: fall back to the path
+        named = None
+    return " ".join(named) if named else f'File "{filename}"'
+
+
+def _learner_frames(err: BaseException) -> list[str]:
+    """The frames of ``err``'s traceback that stnlib's checks called (the learner's own code), formatted.
+
+    The frames up to the end of the first run of stnlib frames are the notebook's check cell and the checker;
+    later stnlib frames (the guard that watches torch's kernels) and torch's own frames say nothing about the
+    learner's code. What is left is the learner's function and what it called.
+    """
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = [Path(f.filename).resolve().is_relative_to(_PACKAGE_DIR) for f in frames]
+    start = ours.index(True) if True in ours else 0
+    while start < len(frames) and ours[start]:
+        start += 1
+    lines = []
+    for frame, in_stnlib in zip(frames[start:], ours[start:]):
+        if in_stnlib or Path(frame.filename).resolve().is_relative_to(_TORCH_DIR):
+            continue
+        lines.append(f"  {_where(frame.filename)}, line {frame.lineno}, in {frame.name}")
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}")
+    return lines
+
+
+def _short_traceback(err: BaseException, message: str) -> list[str]:
+    """What IPython shows for ``err`` (its ``_render_traceback_``): the message and the learner's own frames.
+
+    A failed check used to print 30 to 60 lines of the checker's code before its message. The message
+    already names the input, the expected and the actual value; the only frames worth showing are the
+    learner's, when their code raised (the error is chained as ``__cause__``).
+    """
+    lines = [f"{_RED}{type(err).__name__}{_RESET}: {message}"]
+    cause = err.__cause__
+    if cause is not None:
+        frames = _learner_frames(cause)
+        if frames:
+            lines += ["", f"Where your code raised {type(cause).__name__}:", *frames]
+    return lines
+
+
 class CheckFailed(AssertionError):
-    """An exercise check failed. The message says on which input and what differs."""
+    """An exercise check failed. The message says on which input and what differs.
+
+    In a notebook, IPython shows only the message (and, when the learner's own code raised, the lines of it
+    where it did), not the frames of the checks: see :meth:`_render_traceback_`. The cell still fails, so
+    nbgrader scores it 0 and its feedback shows the message. Outside IPython it is an ordinary
+    ``AssertionError``.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        """The lines IPython shows instead of the traceback (IPython's hook for custom tracebacks)."""
+        return _short_traceback(self, str(self))
 
 
 def _number(v: float) -> str:
@@ -251,10 +319,27 @@ def call_learner(fn, *args, name: str, on: str, **kwargs):
     with reference_ops_blocked():
         try:
             return fn(*args, **kwargs)
-        except (NotImplementedError, CheckFailed):
+        except NotImplementedError as err:
+            # an unsolved stub: in a notebook, say so in one line instead of the checker's traceback
+            message = (
+                f"{name} is not written yet: replace `raise NotImplementedError` in its exercise cell with your "
+                "code, run that cell, then this one"
+            )
+            err._render_traceback_ = functools.partial(_stub_traceback, err, message)
+            raise
+        except CheckFailed:
             raise
         except Exception as err:  # noqa: BLE001 - report whatever the learner's code raised
             raise CheckFailed(f"{name} on {on}: raised {type(err).__name__}: {err}{_hint_for(err)}") from err
+
+
+def _stub_traceback(err: NotImplementedError, message: str) -> list[str]:
+    """IPython's lines for a stub's NotImplementedError: the message; where it came from if not the stub itself."""
+    lines = [f"{_RED}NotImplementedError{_RESET}: {message}"]
+    frames = _learner_frames(err)
+    if len(frames) > 2:  # more than the stub's own `raise NotImplementedError` line: say where it came from
+        lines += ["", "Where it was raised:", *frames]
+    return lines
 
 
 def _hint_for(err: Exception) -> str:
@@ -268,32 +353,55 @@ def _hint_for(err: Exception) -> str:
     return ""
 
 
-def yours_or_reference(yours, reference, *, exercise: str):
-    """Return a function that calls ``yours`` and falls back to ``reference`` until it is written.
+def _passes(yours, checks) -> tuple[bool, str]:
+    """Run the visible ``checks`` on ``yours`` quietly: (True, "") or (False, why it is not used)."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for check in checks:
+                check(yours)
+    except NotImplementedError:
+        return False, "is not done yet"
+    except Exception:  # noqa: BLE001 - CheckFailed, or anything the learner's function raised
+        return False, "does not pass its check yet (the check cell after it says why)"
+    return True, ""
 
-    Demo cells after an exercise use it, so that a learner who has not finished the exercise
-    yet still sees the figures (and is told so once). While nbgrader grades the notebook
-    (``stnlib.config.grading()``) the demos use the reference straight away: they earn no
-    points, and a learner's function that never returns must cost its own test cells the
-    30 s timeout, not every figure after it as well.
+
+def yours_or_reference(yours, reference, *, exercise: str, check):
+    """Return a function that calls ``yours`` once it passes its check, and ``reference`` until then.
+
+    Demo cells after an exercise use it, so that a learner who has not finished the exercise, or
+    whose answer is still wrong, sees the figures as they should be and is told so in one line,
+    instead of plots and tables drawn silently from a wrong answer. The first call runs the
+    exercise's visible ``check`` quietly: if ``yours`` passes, every call uses it; if it fails (or
+    is still a stub), every call uses ``reference`` and one line says so, e.g.::
+
+        Note: Exercise 1 (per_class_error) does not pass its check yet (the check cell after it says why),
+        so this cell uses stnlib's reference instead.
+
+    Run the demo cell again after fixing the exercise (and its check cell) to use yours. While
+    nbgrader grades the notebook (``stnlib.config.grading()``) the demos use the reference straight
+    away: they earn no points, and a learner's function that never returns must cost its own test
+    cells the 30 s timeout, not every figure after it as well.
 
     Args:
         yours: the learner's function (its stub raises ``NotImplementedError``).
         reference: stnlib's function with the same signature.
         exercise: how to name the exercise in the notice, e.g. ``"Exercise 3 (affine_grid_by_hand)"``.
+        check: the exercise's visible check, ``check(fn)`` (e.g. ``nb06.check_per_class_error``), or a
+            tuple of them when the exercise has several check cells.
     """
-    told = []
+    checks = tuple(check) if isinstance(check, (tuple, list)) else (check,)
+    chosen = []
 
     @functools.wraps(reference)
     def call(*args, **kwargs):
         if grading():
             return reference(*args, **kwargs)
-        try:
-            return yours(*args, **kwargs)
-        except NotImplementedError:
-            if not told:
-                print(f"Note: {exercise} is not done yet, so this cell uses stnlib's reference instead.")
-                told.append(True)
-            return reference(*args, **kwargs)
+        if not chosen:
+            ok, why = _passes(yours, checks)
+            if not ok:
+                print(f"Note: {exercise} {why}, so this cell uses stnlib's reference instead.")
+            chosen.append(yours if ok else reference)
+        return chosen[0](*args, **kwargs)
 
     return call

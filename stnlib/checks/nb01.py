@@ -417,7 +417,14 @@ def check_invert_affine_by_hand(fn) -> None:
     _compare_inverse(fn, shift, "the translation T(3, -2)")
     _compare_inverse(fn, sheared, "M = T(2, -1) @ R(30) @ Sh(0.5) @ S(2, 0.5)")
     _compare_inverse(fn, torch.stack([sheared, shift]), "a batch (2, 3, 3) of M and T(3, -2)")
-    passed("invert_affine_by_hand matches torch.linalg.inv on a translation, a sheared matrix and a batch")
+    shift64 = _translation(torch.tensor(3.0, dtype=torch.float64), torch.tensor(-2.0, dtype=torch.float64))
+    _compare_inverse(
+        fn, torch.stack([_sheared_matrix(torch.float64), shift64]), "the same batch in float64 (the inverse too)"
+    )
+    passed(
+        "invert_affine_by_hand matches torch.linalg.inv on a translation, a sheared matrix and a batch, "
+        "float32 and float64"
+    )
 
 
 def grade_invert_affine_by_hand(fn) -> None:

@@ -478,7 +478,11 @@ def check_affine_grid_by_hand(fn) -> None:
     for align_corners in (False, True):
         _affine_grid_case(fn, one, (1, 1, 2, 3), align_corners, atol=1e-5)
         _affine_grid_case(fn, two, (2, 3, 3, 5), align_corners, atol=1e-5)
-    passed("affine_grid_by_hand: one theta on a 2x3 output and a batch of two on 3x5, both align_corners")
+    _affine_grid_case(fn, two.double(), (2, 3, 3, 5), False, atol=_ATOL[torch.float64])
+    passed(
+        "affine_grid_by_hand: one theta on a 2x3 output and a batch of two on 3x5, both align_corners, "
+        "float32 and float64"
+    )
 
 
 def grade_affine_grid_by_hand(fn) -> None:

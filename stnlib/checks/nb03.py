@@ -622,8 +622,8 @@ def _short(t: torch.Tensor) -> str:
     return f"[{shown}{', ...' if len(flat) > 4 else ''}]"
 
 
-def check_pad_coords(fn, padding_mode: str) -> None:
-    """Visible check of ``pad_coords(coord_pix, size, padding_mode, align_corners)`` for one padding mode.
+def check_pad_coords(fn, padding_mode: str | None = None) -> None:
+    """Visible check of ``pad_coords(coord_pix, size, padding_mode, align_corners)`` for one padding mode (or both).
 
     Coordinates inside, just outside and several image widths outside a 5-pixel axis (and a
     4-pixel one), shaped (3, 4), both ``align_corners``. For ``"border"`` it also checks that
@@ -631,8 +631,12 @@ def check_pad_coords(fn, padding_mode: str) -> None:
 
     Args:
         fn: the learner's function, coord_pix (...) -> (...) float.
-        padding_mode: ``"border"`` or ``"reflection"``.
+        padding_mode: ``"border"`` or ``"reflection"``; None checks both (as the notebook's demo does).
     """
+    if padding_mode is None:
+        check_pad_coords(fn, "border")
+        check_pad_coords(fn, "reflection")
+        return
     if padding_mode not in ("border", "reflection"):
         raise ValueError(f"padding_mode must be 'border' or 'reflection'; got {padding_mode!r}")
     coords = torch.tensor(_PAD_COORDS, dtype=torch.float64).reshape(3, 4)

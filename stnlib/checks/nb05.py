@@ -447,7 +447,19 @@ def check_stn_forward(fn) -> None:
     _forward_case(fn, x, localization, fc_loc, on=on, atol=1e-5)
     loc_input = (x - 0.13) / 0.31
     _forward_case(fn, x, localization, fc_loc, loc_input=loc_input, on=on + ", loc_input=(x - 0.13) / 0.31", atol=1e-5)
-    passed("stn_forward: theta = fc_loc(flattened features).view(N, 2, 3), the grid of x's size, x warped")
+    localization, fc_loc = localization.double(), fc_loc.double()
+    _forward_case(
+        fn,
+        x.double(),
+        localization,
+        fc_loc,
+        on=on.replace("x (2, 1, 9, 12)", "x (2, 1, 9, 12) float64, the localisation net in float64 too"),
+        atol=1e-9,
+    )
+    passed(
+        "stn_forward: theta = fc_loc(flattened features).view(N, 2, 3), the grid of x's size, x warped, "
+        "float32 and float64"
+    )
 
 
 def grade_stn_forward(fn) -> None:

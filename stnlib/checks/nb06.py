@@ -108,7 +108,7 @@ def _rotation_2x2(angle_deg: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
 
-def _check_dtype(got, dtype: torch.dtype, *, fn: str, on: str, inputs: str) -> None:
+def _check_dtype(got, dtype: torch.dtype, *, fn: str, on: str, inputs: str, hint: str | None = None) -> None:
     """Raise CheckFailed if ``got`` is a floating tensor less precise than the inputs' dtype (before its values: a
     float32 result cannot hold float64 answers, and "expected 0.3, got 0.3" would not say why)."""
     if (
@@ -116,11 +116,11 @@ def _check_dtype(got, dtype: torch.dtype, *, fn: str, on: str, inputs: str) -> N
         and got.is_floating_point()
         and torch.finfo(got.dtype).eps > torch.finfo(dtype).eps
     ):
-        raise CheckFailed(
-            f"{fn} on {on}: expected dtype {dtype} (that of {inputs}), got {got.dtype}\n  Hint: compute with the "
-            "inputs' own entries; torch.tensor(...) of Python numbers and torch.zeros(...) without dtype= are "
-            "float32, and .float() makes float32"
+        hint = hint or (
+            "compute with the inputs' own entries; torch.tensor(...) of Python numbers and torch.zeros(...) without "
+            "dtype= are float32, and .float() makes float32"
         )
+        raise CheckFailed(f"{fn} on {on}: expected dtype {dtype} (that of {inputs}), got {got.dtype}\n  Hint: {hint}")
 
 
 def _theta(linear: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -152,6 +152,14 @@ def _compare_per_class(fn, logits, labels, num_classes, on: str) -> None:
         )
     if not got.is_floating_point():
         raise CheckFailed(f"{name} on {on}: expected a floating-point tensor, got {got.dtype}")
+    _check_dtype(
+        got,
+        logits.dtype,
+        fn=name,
+        on=on,
+        inputs="logits",
+        hint="turn the marks and the counts into numbers with .to(logits.dtype); .float() makes float32",
+    )
     got_d = got.detach().double()
     missing = torch.isnan(expected)
     absent = torch.nonzero(missing).flatten().tolist()
@@ -191,11 +199,15 @@ def check_per_class_error(fn) -> None:
     logits = torch.randn(40, 4, generator=gen)
     logits[torch.arange(40), labels] += 1.0  # better than chance, not perfect
     _compare_per_class(fn, logits, labels, 4, "40 samples, 4 classes of 13, 14, 13 and 0 samples")
-    passed("per_class_error gives each class's own error rate (wrong / samples of that class), nan for an absent class")
+    _compare_per_class(fn, logits.double(), labels, 4, "the same 40 samples with float64 logits")
+    passed(
+        "per_class_error gives each class's own error rate (wrong / samples of that class), nan for an absent class, "
+        "in the dtype of the logits"
+    )
 
 
 def grade_per_class_error(fn) -> None:
-    """Hidden tests of ``per_class_error``: random batches, float64, unbalanced classes, extra absent classes."""
+    """Hidden tests of ``per_class_error``: random batches, float32 and float64, unbalanced classes, absent classes."""
     gen = torch.Generator().manual_seed(602)
     for n, classes, num_classes, dtype in [
         (200, 10, 10, torch.float32),
@@ -237,7 +249,8 @@ def check_rotation_from_theta(fn) -> None:
     angles = torch.tensor([30.0, -60.0, 120.0, -150.0, 0.0], dtype=torch.float64)
     scales = torch.tensor([1.0, 0.5, 2.0, 1.3, 0.8], dtype=torch.float64)
     shifts = torch.tensor([[0.0, 0.0], [0.3, -0.2], [-1.0, 0.5], [0.7, 0.7], [0.2, 0.4]], dtype=torch.float64)
-    theta = _similarities(angles, scales, shifts).float()
+    theta64 = _similarities(angles, scales, shifts)
+    theta = theta64.float()
     _compare_rotation(fn, theta[:1], angles[:1], "theta = R(30 deg) (a batch of 1), float32", 1e-4)
     _compare_rotation(
         fn,
@@ -246,8 +259,10 @@ def check_rotation_from_theta(fn) -> None:
         "5 thetas s * R(angle) plus a shift, angles (30, -60, 120, -150, 0), scales (1, 0.5, 2, 1.3, 0.8)",
         1e-4,
     )
+    _compare_rotation(fn, theta64, angles, "the same 5 thetas in float64 (the result should be float64 too)", 1e-9)
     passed(
-        "rotation_from_theta reads the angle of s * R(angle) in degrees, in every quadrant, whatever s and the shift"
+        "rotation_from_theta reads the angle of s * R(angle) in degrees, in every quadrant, whatever s and the shift, "
+        "in theta's dtype"
     )
 
 
@@ -394,9 +409,18 @@ def grade_residual_transform(fn) -> None:
 
 # --------------------------------------------------------------------------- 4. angle_difference_deg
 def _difference_oracle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """atan2 of the sine and cosine of a - b: the same angle, in (-180, 180]."""
+    """atan2 of the sine and cosine of a - b: the same angle, in (-180, 180]; then either end of the seam (the
+    rounding of sine and cosine decides which, within 1e-9 degrees) becomes exactly -180."""
     rad = (a.double() - b.double()) * (math.pi / 180.0)
-    return torch.rad2deg(torch.atan2(torch.sin(rad), torch.cos(rad)))
+    wrapped = torch.rad2deg(torch.atan2(torch.sin(rad), torch.cos(rad)))
+    return torch.where(wrapped.abs() >= 180.0 - 1e-9, torch.full_like(wrapped, -180.0), wrapped)
+
+
+_SEAM_HINT = (
+    "[-180, 180) holds -180 and not +180: a difference of exactly 180 degrees (mod 360) must come out as -180. "
+    "torch.atan2(sin, cos) returns (-180, 180], and so does every wrap that rounds the other way; "
+    "torch.remainder(a - b + 180, 360) - 180 gives [-180, 180)"
+)
 
 
 def _compare_difference(fn, a: torch.Tensor, b: torch.Tensor, on: str, atol: float) -> None:
@@ -404,11 +428,35 @@ def _compare_difference(fn, a: torch.Tensor, b: torch.Tensor, on: str, atol: flo
     got = call_learner(fn, a.clone(), b.clone(), name="angle_difference_deg", on=on)
     dtype = torch.promote_types(a.dtype, b.dtype)
     _check_dtype(got, dtype, fn="angle_difference_deg", on=on, inputs="a and b")
-    check_close(got, expected.to(dtype), fn="angle_difference_deg", on=on, atol=atol)
+    expected = expected.to(dtype)
+    # The typical seam mistake: +180 where -180 is expected, at some or all of the seam's entries (the range
+    # (-180, 180] instead of [-180, 180); atan2 of sine and cosine rounds to either end).
+    mistakes = []
+    if isinstance(got, torch.Tensor) and got.shape == expected.shape and bool((expected == -180.0).any()):
+        got_d = got.detach().to(expected.dtype)
+        near_plus_180 = (expected == -180.0) & ((got_d - 180.0).abs() <= max(atol, 1e-3))
+        mistakes = [(torch.where(near_plus_180, got_d, expected), _SEAM_HINT)]
+    check_close(got, expected, fn="angle_difference_deg", on=on, atol=atol, mistakes=mistakes)
+
+
+def _seam_case(fn, dtype: torch.dtype, atol: float) -> None:
+    """Differences of exactly +-180 degrees (mod 360): every one must be -180."""
+    a = torch.tensor([180.0, -180.0, 540.0, 0.0, 90.0, 10.0], dtype=dtype)
+    b = torch.tensor([0.0, 0.0, 0.0, 180.0, -90.0, -170.0], dtype=dtype)
+    on = (
+        f"the seam, {_dtype_name(dtype)}: a = (180, -180, 540, 0, 90, 10), b = (0, 0, 0, 180, -90, -170), "
+        "every a - b is 180 (mod 360), so every answer is -180 (the interval [-180, 180) holds -180, not +180)"
+    )
+    _compare_difference(fn, a, b, on, atol)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def check_angle_difference_deg(fn) -> None:
-    """Visible check of ``angle_difference_deg``: small differences, across +-180, beyond a full turn, broadcast."""
+    """Visible check of ``angle_difference_deg``: small differences, across +-180, beyond a full turn, broadcast, and
+    the seam itself (a - b = 180 mod 360 gives -180), float32 and float64."""
     a = torch.tensor([10.0, 170.0, -170.0, 90.0, 400.0, -30.0])
     b = torch.tensor([-20.0, -170.0, 170.0, -80.0, 0.0, 330.0])
     _compare_difference(fn, a[:1], b[:1], "a = 10, b = -20 (expected 30)", 1e-4)
@@ -426,17 +474,27 @@ def check_angle_difference_deg(fn) -> None:
         "a of shape (2, 3) and b = (-20, -170, 170) of shape (3,), float64: a and b broadcast, as in a - b",
         1e-9,
     )
-    passed("angle_difference_deg wraps a - b into [-180, 180), for any broadcastable shapes")
+    _seam_case(fn, torch.float32, 1e-4)
+    _seam_case(fn, torch.float64, 1e-9)
+    passed("angle_difference_deg wraps a - b into [-180, 180) (180 becomes -180), for any broadcastable shapes")
 
 
 def grade_angle_difference_deg(fn) -> None:
-    """Hidden tests of ``angle_difference_deg``: random angles of any size, broadcasting, float64."""
+    """Hidden tests of ``angle_difference_deg``: random angles of any size, broadcasting, float64, the seam."""
     gen = torch.Generator().manual_seed(606)
     a = torch.rand(50, generator=gen, dtype=torch.float64) * 2000.0 - 1000.0
     b = torch.rand(50, generator=gen, dtype=torch.float64) * 2000.0 - 1000.0
-    keep = _difference_oracle(a, b).abs() < 179.9  # away from the +-180 seam, where either end is right
+    # Random differences stay away from the seam, where rounding decides the end (the exact seam is tested below).
+    keep = _difference_oracle(a, b).abs() < 179.9
     _compare_difference(fn, a[keep], b[keep], f"{int(keep.sum())} random angles in [-1000, 1000), float64", 1e-9)
     a32 = torch.rand(4, 3, generator=gen) * 720.0 - 360.0
     b32 = torch.rand(3, generator=gen) * 720.0 - 360.0
     _compare_difference(fn, a32, b32, "a of shape (4, 3) and b of shape (3,) (broadcast), float32", 1e-3)
+    turns = torch.arange(-3, 4, dtype=torch.float64)
+    seam_a = 180.0 + 360.0 * turns[:, None] + torch.tensor([0.0, 45.0, -90.0], dtype=torch.float64)
+    seam_b = torch.tensor([0.0, 45.0, -90.0], dtype=torch.float64)
+    _compare_difference(
+        fn, seam_a, seam_b, "a - b = 180 + 360 k for k = -3..3 (the seam), shape (7, 3) and (3,), float64", 1e-9
+    )
+    _compare_difference(fn, seam_a.float(), seam_b.float(), "the same seam, float32", 1e-3)
     print("angle_difference_deg: hidden tests passed")

@@ -109,7 +109,11 @@ def _kernel_case(fn, r2: torch.Tensor, *, on: str, atol: float) -> None:
                 "r2 == 0 with torch.where, and take the log of a safe value there"
             )
         if got.dtype != r2.dtype:
-            raise CheckFailed(f"tps_kernel on {on}: expected dtype {r2.dtype} (r2's), got {got.dtype}")
+            raise CheckFailed(
+                f"tps_kernel on {on}: expected dtype {r2.dtype} (r2's), got {got.dtype}\n"
+                "  Hint: compute with r2 itself (torch.where, torch.log, torch.ones_like(r2)); .float() makes float32, "
+                "and torch.tensor(...) or torch.zeros(...) without dtype= are float32"
+            )
     r = r2.double().sqrt()
     check_close(
         got,
@@ -165,7 +169,8 @@ def check_tps_kernel(fn) -> None:
     r2 = torch.tensor([0.0, 0.25, 1.0, 2.0, 4.0])
     _kernel_case(fn, r2, on="r2 = [0, 0.25, 1, 2, 4] (float32)", atol=1e-5)
     _kernel_gradient_case(fn, r2, on="r2 = [0, 0.25, 1, 2, 4] (float32)", atol=1e-4)
-    passed("tps_kernel: U = r2 log r2 with U(0) = 0, and a finite gradient at 0")
+    _kernel_case(fn, r2.double().reshape(1, 5), on="r2 = [[0, 0.25, 1, 2, 4]] (float64, shape (1, 5))", atol=1e-12)
+    passed("tps_kernel: U = r2 log r2 with U(0) = 0, a finite gradient at 0, r2's shape and dtype kept")
 
 
 def grade_tps_kernel(fn) -> None:
@@ -233,7 +238,13 @@ def check_tps_system(fn) -> None:
         fn, warps.tps_control_points(2), on="the 2x2 control points (-1, -1), (1, -1), (-1, 1), (1, 1)", atol=1e-5
     )
     _system_case(fn, warps.tps_control_points(3), on="the 3x3 control points of [-1, 1]^2 (float32)", atol=1e-5)
-    passed("tps_system: [[U(|c_i - c_j|^2), P], [P^T, 0]] with P = (1, x, y)")
+    _system_case(
+        fn,
+        warps.tps_control_points(3, dtype=torch.float64),
+        on="the 3x3 control points in float64 (L should be float64 too)",
+        atol=1e-12,
+    )
+    passed("tps_system: [[U(|c_i - c_j|^2), P], [P^T, 0]] with P = (1, x, y), in control_xy's dtype")
 
 
 def grade_tps_system(fn) -> None:
@@ -272,7 +283,11 @@ def _grid_case(fn, offsets, control, size, align_corners, expected, *, on: str, 
         ),
     ]
     if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype != offsets.dtype:
-        raise CheckFailed(f"tps_grid_by_hand on {on}: expected dtype {offsets.dtype} (offsets'), got {got.dtype}")
+        raise CheckFailed(
+            f"tps_grid_by_hand on {on}: expected dtype {offsets.dtype} (offsets'), got {got.dtype}\n"
+            "  Hint: make every new tensor in offsets' dtype (control_xy.to(offsets.dtype), and dtype=offsets.dtype "
+            "for the zero rows, the output points and the column of ones); .float() makes float32"
+        )
     check_close(got, expected, fn="tps_grid_by_hand", on=on, atol=atol, mistakes=mistakes)
 
 
@@ -338,7 +353,21 @@ def check_tps_grid(fn) -> None:
     _grid_gradient_case(
         fn, offsets, control4, (1, 1, 5, 6), False, on="random offsets, size (1, 1, 5, 6) (float32)", atol=1e-3
     )
-    passed("tps_grid_by_hand: identity, affine splines as F.affine_grid, exact at the control points, differentiable")
+    offsets64, control64 = offsets.double(), warps.tps_control_points(4, dtype=torch.float64)
+    _grid_case(
+        fn,
+        offsets64,
+        control64,
+        (1, 1, 5, 6),
+        False,
+        _reference_grid(offsets64, control64, (1, 1, 5, 6), False),
+        on="the same random offsets and control points in float64, size (1, 1, 5, 6) (the grid should be float64)",
+        atol=1e-9,
+    )
+    passed(
+        "tps_grid_by_hand: identity, affine splines as F.affine_grid, exact at the control points, differentiable, "
+        "in offsets' dtype"
+    )
 
 
 def grade_tps_grid(fn) -> None:
