@@ -172,7 +172,8 @@ def readme_block(course: Course) -> str:
     return (
         f"{README_BEGIN}\n"
         f"- **Read it on the web:** every chapter with its figures and printed results, at\n"
-        f"  <{course.site_url}> (`make site` builds the same site into `build/site/full/html/`).\n"
+        f"  <{course.site_url}>, where the instructor guide (section 6) publishes it (the address is set in\n"
+        f"  `site/course.json`); `make site` builds the same site into `build/site/full/html/`.\n"
         f"- **Run it in the cloud:** [Open in Colab]({course.colab_url(first)}) ·\n"
         f"  [Launch on Binder]({course.binder_url(first)}); every chapter's page and notebook has these buttons.\n"
         f"{README_END}"

@@ -1058,7 +1058,7 @@ def classroom(request):
     rundir = runs / run_id
     rundir.mkdir(mode=0o755)
     hub = make_hub(run_id, rundir, prepared, CLASS_SIZE)
-    hub.phase("prepare environment and proxy (cached)", prepared.seconds)
+    hub.phase("prepare environment and proxy (0 s when cached)", prepared.seconds)
     write_manifest(hub)
     results = {"hub": hub}
 
