@@ -21,32 +21,8 @@ c.CourseDirectory.release_directory = "notebooks"
 
 # Tests (grade cells) are tagged ``raises-exception`` in the release: JupyterLab's "Run All"
 # then goes on past a failing check, and nbval accepts their errors in the untouched stubs.
-# The tag is added just before the checksums are computed (tags are not part of them).
-from nbgrader import preprocessors as pp  # noqa: E402
+# The 30 s cell timeout while grading, and deleted test cells restored: stnlib.release.configure_grading,
+# shared with a hub's course directory (classroom/nbgrader/course_nbgrader_config.py).
+from stnlib.release import configure_grading  # noqa: E402
 
-from stnlib.release import TagTestCells  # noqa: E402
-
-# nbgrader 0.9's default list, with TagTestCells added before the final checksums.
-c.GenerateAssignment.preprocessors = [
-    pp.IncludeHeaderFooter,
-    pp.InstantiateTests,
-    pp.LockCells,
-    pp.ClearSolutions,
-    pp.ClearOutput,
-    pp.CheckCellMetadata,
-    pp.ComputeChecksums,
-    pp.SaveCells,
-    pp.ClearHiddenTests,
-    pp.ClearMarkScheme,
-    TagTestCells,
-    pp.ComputeChecksums,
-    pp.CheckCellMetadata,
-]
-
-# Grading: a cell that runs longer than this is interrupted, scores 0, and grading goes on.
-c.Execute.timeout = 30
-c.Execute.interrupt_on_timeout = True
-c.Execute.kernel_name = "python3"
-
-# A student who deletes a test cell is graded with the instructor's copy of it.
-c.OverwriteCells.add_missing_cells = True
+configure_grading(c)

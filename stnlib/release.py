@@ -17,7 +17,7 @@ from pathlib import Path
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution
 
-__all__ = ["assignments", "generate", "points_table", "TagTestCells", "ROOT"]
+__all__ = ["assignments", "configure_grading", "generate", "points_table", "TagTestCells", "ROOT"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,6 +73,41 @@ class TagTestCells(NbGraderPreprocessor):
             if "raises-exception" not in tags:
                 tags.append("raises-exception")
         return cell, resources
+
+
+def configure_grading(c) -> None:
+    """The course's nbgrader settings for generating and grading, set on nbgrader's config ``c``.
+
+    One place for what every course directory shares: the repository's ``nbgrader_config.py`` and
+    a hub's course directory (``classroom/nbgrader/course_nbgrader_config.py``) both call it, and
+    set only their folders (and, on a hub, the gradebook and the environment) themselves.
+
+    - The student version: nbgrader 0.9's default steps, with :class:`TagTestCells` added before
+      the final checksums (tags are not part of them).
+    - Grading: a cell that runs longer than 30 s is interrupted, scores 0, and grading goes on.
+    - A student who deletes a test cell is graded with the instructor's copy of it.
+    """
+    from nbgrader import preprocessors as pp
+
+    c.GenerateAssignment.preprocessors = [
+        pp.IncludeHeaderFooter,
+        pp.InstantiateTests,
+        pp.LockCells,
+        pp.ClearSolutions,
+        pp.ClearOutput,
+        pp.CheckCellMetadata,
+        pp.ComputeChecksums,
+        pp.SaveCells,
+        pp.ClearHiddenTests,
+        pp.ClearMarkScheme,
+        TagTestCells,
+        pp.ComputeChecksums,
+        pp.CheckCellMetadata,
+    ]
+    c.Execute.timeout = 30
+    c.Execute.interrupt_on_timeout = True
+    c.Execute.kernel_name = "python3"
+    c.OverwriteCells.add_missing_cells = True
 
 
 def points_table(source: Path | None = None) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -36,3 +38,32 @@ def answer_namespace(path: Path) -> dict:
         if cell.cell_type == "code" and cell.metadata["nbgrader"].get("solution"):
             exec(compile(cell.source, f"{path.name}:{cell.metadata['nbgrader']['grade_id']}", "exec"), ns)
     return ns
+
+
+@dataclass
+class Exercise:
+    """One graded exercise of an instructor notebook: its answer cell and the test cells after it."""
+
+    answer_id: str
+    solution: str  # the answer cell's source with the solution markers removed
+    tests: dict[str, float] = field(default_factory=dict)  # test grade_id -> points
+
+    @property
+    def points(self) -> float:
+        return sum(self.tests.values())
+
+
+def exercises(source_nb: Path) -> list[Exercise]:
+    """The exercises of an instructor notebook: each answer cell with the test cells after it."""
+    found: list[Exercise] = []
+    for cell in nbformat.read(source_nb, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta:
+            continue
+        if meta.get("solution"):
+            solved = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", "", cell.source, flags=re.M)
+            found.append(Exercise(meta["grade_id"], solved))
+        elif meta.get("grade"):
+            assert found, f"{source_nb.name}: test cell {meta['grade_id']} comes before any answer cell"
+            found[-1].tests[meta["grade_id"]] = float(meta["points"])
+    return [e for e in found if e.tests]

@@ -29,12 +29,11 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbutils import ROOT, SOLUTIONS
+from nbutils import ROOT, SOLUTIONS, Exercise, exercises
 
 from stnlib import release
 
@@ -122,33 +121,6 @@ DELEGATES: dict[str, str] = {
 }
 
 LOOP_BOUND_S = 240  # one student's autograde with an infinite loop: 30 s per test cell that calls it
-
-
-@dataclass
-class Exercise:
-    answer_id: str
-    solution: str  # the answer cell's source with the solution markers removed
-    tests: dict[str, float] = field(default_factory=dict)  # test grade_id -> points
-
-    @property
-    def points(self) -> float:
-        return sum(self.tests.values())
-
-
-def exercises(source_nb: Path) -> list[Exercise]:
-    """The exercises of an instructor notebook: each answer cell with the test cells after it."""
-    found: list[Exercise] = []
-    for cell in nbformat.read(source_nb, as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not meta:
-            continue
-        if meta.get("solution"):
-            solved = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", "", cell.source, flags=re.M)
-            found.append(Exercise(meta["grade_id"], solved))
-        elif meta.get("grade"):
-            assert found, f"{source_nb.name}: test cell {meta['grade_id']} comes before any answer cell"
-            found[-1].tests[meta["grade_id"]] = float(meta["points"])
-    return [e for e in found if e.tests]
 
 
 def with_body(source: str, body: str) -> str:

@@ -58,6 +58,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
+from nbutils import Exercise, exercises
 
 pytestmark = pytest.mark.slow
 
@@ -848,32 +849,6 @@ def teardown(hub: Hub) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # What students hand in, and what it must score
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Exercise:
-    answer_id: str
-    solution: str
-    tests: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def points(self) -> float:
-        return sum(self.tests.values())
-
-
-def exercises(source_nb: Path) -> list[Exercise]:
-    """The exercises of an instructor notebook: each answer cell with the test cells after it."""
-    found: list[Exercise] = []
-    for cell in nbformat.read(source_nb, as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not meta:
-            continue
-        if meta.get("solution"):
-            solved = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", "", cell.source, flags=re.M)
-            found.append(Exercise(meta["grade_id"], solved))
-        elif meta.get("grade"):
-            found[-1].tests[meta["grade_id"]] = float(meta["points"])
-    return [e for e in found if e.tests]
 
 
 def hand_in(kind: str, released: dict, exs: list[Exercise]) -> tuple[dict, dict[str, float]]:

@@ -10,10 +10,9 @@ nbgrader expects on a hub, instead of ``solutions/`` and ``notebooks/``.
 
 import os
 
-from nbgrader import preprocessors as pp
 from nbgrader.auth import NoAuthPlugin
 
-from stnlib.release import TagTestCells
+from stnlib.release import configure_grading
 
 c = get_config()  # noqa: F821 - provided by nbgrader's config loader
 
@@ -30,31 +29,9 @@ c.CourseDirectory.db_url = f"sqlite:///{os.path.join(HERE, 'gradebook.db')}"
 # when listing released assignments). Students' and instructors' servers keep the plugin.
 c.Authenticator.plugin_class = NoAuthPlugin
 
-# The student version: nbgrader 0.9's default steps, with the course's TagTestCells (JupyterLab's
-# "Run All" goes on past a failing check) before the final checksums.
-c.GenerateAssignment.preprocessors = [
-    pp.IncludeHeaderFooter,
-    pp.InstantiateTests,
-    pp.LockCells,
-    pp.ClearSolutions,
-    pp.ClearOutput,
-    pp.CheckCellMetadata,
-    pp.ComputeChecksums,
-    pp.SaveCells,
-    pp.ClearHiddenTests,
-    pp.ClearMarkScheme,
-    TagTestCells,
-    pp.ComputeChecksums,
-    pp.CheckCellMetadata,
-]
-
-# Grading: a cell that runs longer than 30 s is interrupted, scores 0, and grading goes on.
-c.Execute.timeout = 30
-c.Execute.interrupt_on_timeout = True
-c.Execute.kernel_name = "python3"
-
-# A student who deletes a test cell is graded with the instructor's copy of it.
-c.OverwriteCells.add_missing_cells = True
+# The student version, the 30 s cell timeout while grading, deleted test cells restored: the
+# repository's own settings (stnlib.release.configure_grading, which its nbgrader_config.py calls too).
+configure_grading(c)
 
 # While grading, notebooks run in fast mode (small data, few training steps); the kernels that
 # nbgrader starts inherit this process's environment. Data and checkpoints go to the course
